@@ -1,0 +1,17 @@
+"""Pure functional ops: ``<op>_forward(...) -> (out, cache)``, ``<op>_backward(dout, cache)``.
+
+Images are NCHW, features (N, D). Every op finds its array module from its inputs
+(NumPy or CuPy, see :mod:`lars_ref.backend`), preserves the input dtype, and never
+mutates its arguments. Backward functions return the gradients of the forward's
+array arguments in their order. Bad shapes raise :class:`ShapeError` (a ValueError).
+"""
+from lars_ref.functional.conv import (Conv2dCache, conv2d_backward, conv2d_forward,
+                                      conv2d_forward_naive)
+from lars_ref.functional.errors import ShapeError
+from lars_ref.functional.im2col import col2im, im2col
+
+__all__ = [
+    "ShapeError",
+    "im2col", "col2im",
+    "Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_forward_naive",
+]

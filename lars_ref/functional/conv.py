@@ -1,0 +1,166 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
+
+Forward, for output channel f in group g = f // (F/groups):
+
+    out[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, g*C/groups + c,
+                                                             ho*stride + i, wo*stride + j]
+
+Vectorised as one batched matrix product per call (one GEMM per image and group):
+``out = w_mat @ cols`` with ``cols = im2col(x)``. The backward pass is the transpose:
+
+    dw = sum_n dout_mat[n] @ cols[n]^T          (a correlation of x with dout)
+    dcols = w_mat^T @ dout_mat ;  dx = col2im(dcols)
+    db = sum over (n, ho, wo) of dout
+
+Paper: AlexNet and AlexNet-BN (Krizhevsky et al. 2012; You et al. 2017, Section 5)
+use grouped convolutions (groups=2 in conv2, conv4, conv5); ResNet uses 3x3 and 1x1.
+
+Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from lars_ref.backend import get_xp
+from lars_ref.functional.errors import (ShapeError, require_ndim, require_positive_int,
+                                        require_same_dtype, require_shape)
+from lars_ref.functional.im2col import col2im, im2col, output_size, pad_images
+
+
+class Conv2dCache(NamedTuple):
+    """What :func:`conv2d_backward` reads."""
+    cols: object         # (N, groups, C/groups*HH*WW, Ho*Wo) im2col patches: dw = dout @ cols^T
+    w: object            # (F, C/groups, HH, WW) weights: dcols = w^T @ dout
+    x_shape: tuple       # (N, C, H, W), where col2im scatters dx
+    stride: int
+    pad: int
+    has_bias: bool       # b was given, so db is returned (None otherwise)
+
+
+def _check_conv_args(x, w, b, stride, pad, groups) -> tuple[int, int]:
+    """Validate the arguments of conv2d; return the output size (Ho, Wo)."""
+    op = "conv2d"
+    require_ndim(op, "x", x, (4,), "(N, C, H, W)")
+    require_ndim(op, "w", w, (4,), "(F, C/groups, HH, WW)")
+    require_positive_int(op, "stride", stride)
+    require_positive_int(op, "pad", pad, minimum=0)
+    require_positive_int(op, "groups", groups)
+    N, C, H, W = x.shape
+    F, C_per_group, HH, WW = w.shape
+    shapes = f"x: {tuple(x.shape)}, w: {tuple(w.shape)}, groups={groups}"
+    if C % groups != 0 or F % groups != 0:
+        raise ShapeError(f"{op}: channels must be divisible by groups; x has C={C}, "
+                         f"w has F={F} filters; {shapes}")
+    if C_per_group * groups != C:
+        raise ShapeError(f"{op}: x has {C} channels but w expects w.shape[1] * groups = "
+                         f"{C_per_group * groups}; {shapes}")
+    if b is not None:
+        require_shape(op, "b", b, (F,))
+    require_same_dtype(op, x, w=w, b=b)
+    Ho = output_size(op, H, HH, stride, pad, "H")
+    Wo = output_size(op, W, WW, stride, pad, "W")
+    return Ho, Wo
+
+
+def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
+    """Convolve a batch of images with a bank of filters (im2col + batched GEMM).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    w : array, shape (F, C/groups, HH, WW)
+    b : array, shape (F,), or None for no bias
+    stride : int >= 1
+    pad : int >= 0, zero padding on each side of H and W
+    groups : int >= 1; input and output channels are split into ``groups`` blocks
+        and block g of the output sees only block g of the input (AlexNet's groups).
+
+    Returns
+    -------
+    out : array, shape (N, F, Ho, Wo), dtype of x, with
+        Ho = (H + 2*pad - HH) / stride + 1 and Wo likewise (must be integers).
+    cache : Conv2dCache
+
+    Raises
+    ------
+    ShapeError
+        Wrong rank, channel mismatch, channels not divisible by groups, kernel larger
+        than the padded input, or a non-integer output size.
+
+    Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+    """
+    Ho, Wo = _check_conv_args(x, w, b, stride, pad, groups)
+    xp = get_xp(x, w)
+    N, C = x.shape[:2]
+    F, C_per_group, HH, WW = w.shape
+    # (N, C*HH*WW, Ho*Wo) -> (N, groups, C/groups*HH*WW, Ho*Wo): channels are outermost
+    # in the patch rows, so the split by group is a free reshape.
+    cols = im2col(x, HH, WW, stride, pad, Ho, Wo).reshape(
+        N, groups, C_per_group * HH * WW, Ho * Wo)
+    w_mat = w.reshape(groups, F // groups, C_per_group * HH * WW)
+    out = xp.matmul(w_mat, cols)  # (N, groups, F/groups, Ho*Wo): already NCHW order
+    out = out.reshape(N, F, Ho, Wo)
+    if b is not None:
+        out += b.reshape(1, F, 1, 1)  # out is a fresh array: in place is safe
+    return out, Conv2dCache(cols, w, tuple(x.shape), stride, pad, b is not None)
+
+
+def conv2d_backward(dout, cache: Conv2dCache):
+    """Gradients of :func:`conv2d_forward` given dL/dout.
+
+    Parameters
+    ----------
+    dout : array, shape (N, F, Ho, Wo)
+    cache : Conv2dCache from the forward pass.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    dw : array, shape (F, C/groups, HH, WW)
+    db : array, shape (F,), or None when the forward had no bias.
+
+    Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+    """
+    cols, w, x_shape, stride, pad, has_bias = cache
+    xp = get_xp(dout)
+    N, groups, patch_size, num_pixels = cols.shape
+    F, _, HH, WW = w.shape
+    Ho, Wo = dout.shape[2:]
+    dout_mat = dout.reshape(N, groups, F // groups, num_pixels)
+    w_mat = w.reshape(groups, F // groups, patch_size)
+    # dw[g] = sum_n dout[n, g] @ cols[n, g]^T : one GEMM per image and group, summed over n.
+    dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
+    # dcols[n, g] = w[g]^T @ dout[n, g], then scattered back onto the image.
+    dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)
+    dx = col2im(dcols.reshape(N, groups * patch_size, num_pixels), x_shape,
+                HH, WW, stride, pad, Ho, Wo)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+def conv2d_forward_naive(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
+    """Loop version of :func:`conv2d_forward`, the test oracle and the teaching twin.
+
+    Same parameters and shapes; returns only ``out`` (N, F, Ho, Wo). Slow: use tiny
+    shapes.
+
+    Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+    """
+    Ho, Wo = _check_conv_args(x, w, b, stride, pad, groups)
+    xp = get_xp(x, w)
+    N = x.shape[0]
+    F, C_per_group, HH, WW = w.shape
+    x_pad = pad_images(x, pad)
+    out = xp.zeros((N, F, Ho, Wo), dtype=x.dtype)
+    for n in range(N):
+        for f in range(F):
+            g = f // (F // groups)                    # the group of filter f
+            channels = slice(g * C_per_group, (g + 1) * C_per_group)
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    top, left = ho * stride, wo * stride
+                    patch = x_pad[n, channels, top:top + HH, left:left + WW]
+                    out[n, f, ho, wo] = xp.sum(patch * w[f])
+            if b is not None:
+                out[n, f] += b[f]
+    return out

@@ -1,0 +1,39 @@
+"""Shared fixtures: a seeded NumPy Generator and an array-backend fixture.
+
+``xp`` runs a test once with NumPy and once with CuPy; the CuPy run is marked
+``gpu`` and skipped when no GPU is usable, so the default CPU run stays green.
+"""
+import numpy as np
+import pytest
+
+from lars_ref.backend import gpu_available, resolve_backend
+
+SEED = 20170823  # any fixed seed: tests must not depend on luck
+
+BACKEND_PARAMS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("cupy", id="cupy", marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not gpu_available(), reason="CuPy with a usable GPU needed"),
+    ]),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def xp(request):
+    """The array module under test: numpy, or cupy when a GPU is usable."""
+    return resolve_backend(request.param)
+
+
+@pytest.fixture
+def rng():
+    """A fresh seeded numpy Generator (host-side randomness, identical on every run)."""
+    return np.random.default_rng(SEED)
+
+
+@pytest.fixture
+def cupy_xp():
+    """The cupy module, for tests marked ``gpu`` that compare CuPy against NumPy."""
+    if not gpu_available():
+        pytest.skip("CuPy with a usable GPU needed")
+    return resolve_backend("cupy")

@@ -1,0 +1,152 @@
+"""conv2d and im2col/col2im: finite differences, the loop oracle, dtype, errors, GPU."""
+import numpy as np
+import pytest
+
+from lars_ref.backend import to_device, to_numpy
+from lars_ref.functional import (ShapeError, col2im, conv2d_backward, conv2d_forward,
+                                 conv2d_forward_naive, im2col)
+from lars_ref.gradcheck import numerical_gradients, relative_error
+
+# (N, C, H, W), (F, C/groups, HH, WW), stride, pad, groups, with_bias
+CONV_CASES = {
+    "3x3": ((2, 3, 5, 5), (4, 3, 3, 3), 1, 0, 1, True),
+    "stride2_pad1_odd_nonsquare": ((2, 2, 7, 5), (3, 2, 3, 3), 2, 1, 1, True),
+    "groups2_pad1_rect_kernel": ((3, 4, 6, 6), (4, 2, 3, 2), 1, 1, 2, True),
+    "1x1_stride2_groups3": ((2, 6, 5, 5), (6, 2, 1, 1), 2, 0, 3, True),
+    "1x1_no_bias": ((2, 3, 4, 4), (2, 3, 1, 1), 1, 0, 1, False),
+    "stride3_pad2_no_bias": ((2, 2, 8, 5), (3, 2, 3, 3), 3, 2, 1, False),
+}
+
+
+def make_conv_inputs(rng, x_shape, w_shape, with_bias, dtype=np.float64):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv2d_gradients_match_finite_differences(case, rng):
+    x_shape, w_shape, stride, pad, groups, with_bias = case
+    x, w, b = make_conv_inputs(rng, x_shape, w_shape, with_bias)
+    out, cache = conv2d_forward(x, w, b, stride, pad, groups)
+    dout = rng.standard_normal(out.shape)
+    analytic = conv2d_backward(dout, cache)
+
+    def forward(x, w, b):
+        return conv2d_forward(x, w, b, stride, pad, groups)[0]
+
+    numerical = numerical_gradients(forward, [x, w, b], dout)
+    for name, a, n in zip(("dx", "dw", "db"), analytic, numerical):
+        if n is None:
+            assert a is None, f"{name} should be None without a bias"
+            continue
+        assert relative_error(a, n) < 1e-6, name
+        np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv2d_matches_naive_loops(case, rng):
+    x_shape, w_shape, stride, pad, groups, with_bias = case
+    x, w, b = make_conv_inputs(rng, x_shape, w_shape, with_bias)
+    out, _ = conv2d_forward(x, w, b, stride, pad, groups)
+    expected = conv2d_forward_naive(x, w, b, stride, pad, groups)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_closed_form_single_patch():
+    # A 2x2 image, 2x2 kernel, no padding: one output = the dot product + bias.
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    w = np.array([[[[0.5, -1.0], [2.0, 0.25]]]])
+    out, _ = conv2d_forward(x, w, np.array([0.1]))
+    assert out.shape == (1, 1, 1, 1)
+    assert out[0, 0, 0, 0] == pytest.approx(0.5 - 2.0 + 6.0 + 1.0 + 0.1)
+
+
+def test_im2col_and_col2im_are_adjoint(rng):
+    # <im2col(x), c> == <x, col2im(c)> for any x, c: col2im is the transpose of im2col.
+    x = rng.standard_normal((2, 3, 7, 5))
+    HH, WW, stride, pad, Ho, Wo = 3, 3, 2, 1, 4, 3
+    cols = im2col(x, HH, WW, stride, pad, Ho, Wo)
+    c = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * c)
+    rhs = np.sum(x * col2im(c, x.shape, HH, WW, stride, pad, Ho, Wo))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_im2col_1x1_is_a_view_of_x(rng):
+    x = rng.standard_normal((2, 3, 4, 4))
+    cols = im2col(x, 1, 1, 1, 0, 4, 4)
+    assert np.shares_memory(cols, x)
+    np.testing.assert_array_equal(cols, x.reshape(2, 3, 16))
+
+
+def test_conv2d_preserves_float32(xp, rng):
+    x, w, b = make_conv_inputs(rng, (2, 4, 6, 6), (4, 2, 3, 3), True, np.float32)
+    x, w, b = (to_device(a, xp) for a in (x, w, b))
+    out, cache = conv2d_forward(x, w, b, stride=1, pad=1, groups=2)
+    grads = conv2d_backward(xp.ones_like(out), cache)
+    assert out.dtype == xp.float32
+    assert all(g.dtype == xp.float32 for g in grads)
+
+
+def test_conv2d_does_not_mutate_inputs(rng):
+    x, w, b = make_conv_inputs(rng, (2, 2, 5, 5), (3, 2, 3, 3), True)
+    copies = [a.copy() for a in (x, w, b)]
+    out, cache = conv2d_forward(x, w, b, stride=2, pad=1)
+    dout = rng.standard_normal(out.shape)
+    dout_copy = dout.copy()
+    conv2d_backward(dout, cache)
+    for original, copy in zip((x, w, b, dout), (*copies, dout_copy)):
+        np.testing.assert_array_equal(original, copy)
+
+
+BAD_CONV_ARGS = {
+    "x_not_4d": ((3, 5, 5), (2, 3, 3, 3), {}, "x must be \\(N, C, H, W\\).*\\(3, 5, 5\\)"),
+    "w_not_4d": ((1, 3, 5, 5), (2, 27), {}, "w must be .*\\(2, 27\\)"),
+    "channel_mismatch": ((1, 3, 5, 5), (2, 4, 3, 3), {}, "x has 3 channels .* 4"),
+    "groups_channel_mismatch": ((1, 4, 5, 5), (2, 1, 3, 3), {"groups": 2},
+                                "x has 4 channels but w expects .* = 2"),
+    "channels_not_divisible": ((1, 3, 5, 5), (4, 1, 3, 3), {"groups": 2},
+                               "divisible by groups.*C=3"),
+    "kernel_too_large": ((1, 1, 3, 3), (1, 1, 5, 5), {"pad": 0},
+                         "window 5 is larger than the padded input H = 3"),
+    "non_integer_output": ((1, 1, 6, 6), (1, 1, 3, 3), {"stride": 2},
+                           "\\(6 \\+ 2\\*0 - 3\\) / 2 is not an integer"),
+    "bad_stride": ((1, 1, 5, 5), (1, 1, 3, 3), {"stride": 0}, "stride must be an integer"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONV_ARGS.values(), ids=BAD_CONV_ARGS.keys())
+def test_conv2d_rejects_bad_input(case):
+    x_shape, w_shape, kwargs, message = case
+    with pytest.raises(ValueError, match=message) as info:
+        conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), None, **kwargs)
+    if "stride" not in kwargs or kwargs["stride"] != 0:
+        assert isinstance(info.value, ShapeError)
+
+
+def test_conv2d_rejects_wrong_bias_and_mixed_dtype():
+    x, w = np.zeros((1, 2, 3, 3)), np.zeros((4, 2, 3, 3))
+    with pytest.raises(ShapeError, match="conv2d: b must have shape \\(4,\\), got \\(3,\\)"):
+        conv2d_forward(x, w, np.zeros(3))
+    with pytest.raises(ValueError, match="conv2d: w has dtype float32 but x has dtype float64"):
+        conv2d_forward(x, w.astype(np.float32), None)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv2d_cupy_matches_numpy(case, cupy_xp, rng):
+    x_shape, w_shape, stride, pad, groups, with_bias = case
+    host = make_conv_inputs(rng, x_shape, w_shape, with_bias)
+    out, cache = conv2d_forward(*host, stride, pad, groups)
+    dout = rng.standard_normal(out.shape)
+    device = [None if a is None else to_device(a, cupy_xp) for a in host]
+    out_gpu, cache_gpu = conv2d_forward(*device, stride, pad, groups)
+    np.testing.assert_allclose(to_numpy(out_gpu), out, rtol=1e-10, atol=1e-12)
+    grads_gpu = conv2d_backward(to_device(dout, cupy_xp), cache_gpu)
+    for g_gpu, g in zip(grads_gpu, conv2d_backward(dout, cache)):
+        if g is None:
+            assert g_gpu is None
+        else:
+            np.testing.assert_allclose(to_numpy(g_gpu), g, rtol=1e-10, atol=1e-12)
