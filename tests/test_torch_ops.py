@@ -54,3 +54,32 @@ def test_conv2d_matches_torch(size, stride, pad, groups, with_bias, rng):
         [x, w, b], dout)
     assert_close(out, theirs_out, "out")
     assert_grads_close(ours, theirs, ("dx", "dw", "db"))
+
+
+def test_linear_matches_torch(rng):
+    x, w, b = rng.standard_normal((4, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3)
+    out, cache = F.linear_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    theirs_out, theirs = torch_forward_backward(lambda x, w, b: x @ w + b, [x, w, b], dout)
+    assert_close(out, theirs_out, "out")
+    assert_grads_close(F.linear_backward(dout, cache), theirs, ("dx", "dw", "db"))
+
+
+def test_softmax_cross_entropy_matches_torch(rng):
+    logits = 3.0 * rng.standard_normal((6, 5))
+    labels = rng.integers(0, 5, size=6)
+    loss, dlogits = F.softmax_cross_entropy(logits, labels)
+    logits_t = leaf(logits)
+    loss_t = TF.cross_entropy(logits_t, torch.tensor(labels))
+    loss_t.backward()
+    assert_close(loss, loss_t.item(), "loss")
+    assert_close(dlogits, logits_t.grad.numpy(), "dlogits")
+
+
+def test_relu_matches_torch(rng):
+    x = rng.standard_normal((3, 4, 5))
+    out, cache = F.relu_forward(x)
+    dout = rng.standard_normal(out.shape)
+    theirs_out, (theirs_dx,) = torch_forward_backward(TF.relu, [x], dout)
+    assert_close(out, theirs_out, "out")
+    assert_close(F.relu_backward(dout, cache), theirs_dx, "dx")

@@ -5,13 +5,21 @@ Images are NCHW, features (N, D). Every op finds its array module from its input
 mutates its arguments. Backward functions return the gradients of the forward's
 array arguments in their order. Bad shapes raise :class:`ShapeError` (a ValueError).
 """
+from lars_ref.functional.activations import (DropoutCache, ReluCache, dropout_backward,
+                                             dropout_forward, relu_backward, relu_forward)
 from lars_ref.functional.conv import (Conv2dCache, conv2d_backward, conv2d_forward,
                                       conv2d_forward_naive)
 from lars_ref.functional.errors import ShapeError
 from lars_ref.functional.im2col import col2im, im2col
+from lars_ref.functional.linear import LinearCache, linear_backward, linear_forward
+from lars_ref.functional.losses import softmax_cross_entropy
 
 __all__ = [
     "ShapeError",
     "im2col", "col2im",
     "Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_forward_naive",
+    "LinearCache", "linear_forward", "linear_backward",
+    "ReluCache", "relu_forward", "relu_backward",
+    "DropoutCache", "dropout_forward", "dropout_backward",
+    "softmax_cross_entropy",
 ]

@@ -1,0 +1,67 @@
+"""Elementwise activations: ReLU, and inverted dropout."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from lars_ref.backend import get_xp, to_device
+
+
+class ReluCache(NamedTuple):
+    """What :func:`relu_backward` reads."""
+    positive: object  # bool, shape of x: where x > 0, the only places gradient flows
+
+
+def relu_forward(x):
+    """Rectified linear unit, ``out = max(x, 0)``, any shape.
+
+    Returns
+    -------
+    out : array, shape and dtype of x
+    cache : ReluCache
+    """
+    xp = get_xp(x)
+    return xp.maximum(x, 0), ReluCache(x > 0)
+
+
+def relu_backward(dout, cache: ReluCache):
+    """``dx = dout * [x > 0]`` (the subgradient 0 is taken at x == 0)."""
+    return dout * cache.positive
+
+
+class DropoutCache(NamedTuple):
+    """What :func:`dropout_backward` reads."""
+    mask: object  # shape of x, dtype of x: 0 where dropped, 1/(1-p) where kept
+
+
+def dropout_forward(x, p: float, rng: np.random.Generator):
+    """Inverted dropout (training mode): drop each entry with probability p.
+
+    Kept entries are scaled by 1/(1-p) so that E[out] = x, and evaluation needs no
+    rescaling (call nothing at evaluation time). The mask is drawn on the host from
+    the NumPy Generator ``rng`` and then moved to x's backend, so NumPy and CuPy runs
+    with the same seed drop the same units.
+
+    Parameters
+    ----------
+    x : array, any shape
+    p : drop probability, 0 <= p < 1 (AlexNet: 0.5 after fc6 and fc7).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    out : array, shape and dtype of x
+    cache : DropoutCache
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: drop probability p must be in [0, 1), got {p!r}")
+    keep = rng.random(x.shape) >= p                       # host bool mask
+    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    mask = to_device(mask, get_xp(x))
+    return x * mask, DropoutCache(mask)
+
+
+def dropout_backward(dout, cache: DropoutCache):
+    """``dx = dout * mask``: dropped units get no gradient, kept ones are rescaled."""
+    return dout * cache.mask
