@@ -83,3 +83,28 @@ def test_relu_matches_torch(rng):
     theirs_out, (theirs_dx,) = torch_forward_backward(TF.relu, [x], dout)
     assert_close(out, theirs_out, "out")
     assert_close(F.relu_backward(dout, cache), theirs_dx, "dx")
+
+
+@pytest.mark.parametrize("size, stride, shape", [(2, 2, (2, 3, 6, 4)), (3, 2, (2, 2, 7, 5)),
+                                                 (3, 1, (2, 2, 5, 5))])
+def test_pools_match_torch(size, stride, shape, rng):
+    x = rng.standard_normal(shape)
+    for ours_fwd, ours_bwd, theirs_fn in [
+            (F.max_pool2d_forward, F.max_pool2d_backward, TF.max_pool2d),
+            (F.avg_pool2d_forward, F.avg_pool2d_backward, TF.avg_pool2d)]:
+        out, cache = ours_fwd(x, size, stride)
+        dout = rng.standard_normal(out.shape)
+        theirs_out, (theirs_dx,) = torch_forward_backward(
+            lambda x: theirs_fn(x, size, stride), [x], dout)
+        assert_close(out, theirs_out, f"{theirs_fn.__name__} out")
+        assert_close(ours_bwd(dout, cache), theirs_dx, f"{theirs_fn.__name__} dx")
+
+
+def test_global_avg_pool_matches_torch(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    out, cache = F.global_avg_pool_forward(x)
+    dout = rng.standard_normal(out.shape)
+    theirs_out, (theirs_dx,) = torch_forward_backward(
+        lambda x: TF.adaptive_avg_pool2d(x, 1).flatten(1), [x], dout)
+    assert_close(out, theirs_out, "out")
+    assert_close(F.global_avg_pool_backward(dout, cache), theirs_dx, "dx")

@@ -13,6 +13,11 @@ from lars_ref.functional.errors import ShapeError
 from lars_ref.functional.im2col import col2im, im2col
 from lars_ref.functional.linear import LinearCache, linear_backward, linear_forward
 from lars_ref.functional.losses import softmax_cross_entropy
+from lars_ref.functional.pool import (AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache,
+                                      avg_pool2d_backward, avg_pool2d_forward,
+                                      avg_pool2d_forward_naive, global_avg_pool_backward,
+                                      global_avg_pool_forward, max_pool2d_backward,
+                                      max_pool2d_forward, max_pool2d_forward_naive)
 
 __all__ = [
     "ShapeError",
@@ -21,5 +26,8 @@ __all__ = [
     "LinearCache", "linear_forward", "linear_backward",
     "ReluCache", "relu_forward", "relu_backward",
     "DropoutCache", "dropout_forward", "dropout_backward",
+    "MaxPoolCache", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_forward_naive",
+    "AvgPoolCache", "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward_naive",
+    "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
     "softmax_cross_entropy",
 ]
