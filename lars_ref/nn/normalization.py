@@ -1,0 +1,100 @@
+"""Normalisation layers: BatchNorm (with running statistics) and LRN.
+
+Introduced in ``notebooks/02_layers_and_models.ipynb``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lars_ref import functional as F
+from lars_ref.nn.module import Module
+
+
+class BatchNorm(Module):
+    """Batch normalisation per channel over (N, H, W) (Ioffe and Szegedy 2015, Algorithm 1).
+
+    Parameters
+    ----------
+    num_channels : int
+        C.
+    affine : bool
+        True: learnable scale ``gamma`` (ones) and shift ``beta`` (zeros), as in
+        ResNet. False: no parameters, as the authors' AlexNet-BN
+        (Caffe ``scale_bias: false``).
+    momentum : float
+        Fraction of the old running statistic that is kept at each training
+        forward: ``running = momentum * running + (1 - momentum) * batch``
+        (Caffe ``moving_average_fraction``; PyTorch's momentum=0.1 is 0.9 here).
+    eps : float
+        Added to the variance before the square root (1e-5 for ResNet, 1e-4 in
+        AlexNet-BN).
+    dtype : numpy dtype
+
+    Params (when ``affine``): ``gamma`` (C,), ``beta`` (C,). Buffers:
+    ``running_mean`` (C,) starting at 0 and ``running_var`` (C,) starting at 1;
+    they change only in training mode and are what evaluation normalises with.
+    The batch-versus-running rule and the variance estimator are those of
+    :func:`lars_ref.functional.batchnorm_forward`. Input and output (N, C, H, W).
+    """
+
+    def __init__(self, num_channels, *, affine=True, momentum=0.9, eps=1e-5,
+                 dtype=np.float32):
+        super().__init__()
+        self.num_channels, self.affine = num_channels, affine
+        self.momentum, self.eps = momentum, eps
+        if affine:
+            self.params["gamma"] = np.ones((num_channels,), dtype=dtype)
+            self.params["beta"] = np.zeros((num_channels,), dtype=dtype)
+        self.buffers["running_mean"] = np.zeros((num_channels,), dtype=dtype)
+        self.buffers["running_var"] = np.ones((num_channels,), dtype=dtype)
+        self._init_grads()
+
+    def forward(self, x, train=True):
+        with self.layer_errors():
+            out, self.cache, new_mean, new_var = F.batchnorm_forward(
+                x, self.params.get("gamma"), self.params.get("beta"),
+                self.buffers["running_mean"], self.buffers["running_var"],
+                train=train, momentum=self.momentum, eps=self.eps)
+        if train:  # in place, so references held elsewhere stay valid
+            self.buffers["running_mean"][...] = new_mean
+            self.buffers["running_var"][...] = new_var
+        return out
+
+    def backward(self, dout):
+        with self.layer_errors():
+            dx, dgamma, dbeta = F.batchnorm_backward(dout, self._require_cache())
+        if self.affine:
+            self.grads["gamma"] += dgamma
+            self.grads["beta"] += dbeta
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.num_channels}, affine={self.affine}, momentum={self.momentum}, "
+                f"eps={self.eps}")
+
+
+class LRN(Module):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, sec. 3.3).
+
+    ``out = x / (k + alpha / size * sum_{nearby c'} x_{c'}^2) ** beta`` over a
+    window of ``size`` channels; the exact convention is that of
+    :func:`lars_ref.functional.lrn_forward`. BVLC AlexNet: size 5, alpha 1e-4,
+    beta 0.75, k 1. Input and output (N, C, H, W).
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x, train=True):
+        with self.layer_errors():
+            out, self.cache = F.lrn_forward(x, size=self.size, alpha=self.alpha,
+                                            beta=self.beta, k=self.k)
+        return out
+
+    def backward(self, dout):
+        with self.layer_errors():
+            return F.lrn_backward(dout, self._require_cache())
+
+    def extra_repr(self):
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
