@@ -108,3 +108,26 @@ def test_global_avg_pool_matches_torch(rng):
         lambda x: TF.adaptive_avg_pool2d(x, 1).flatten(1), [x], dout)
     assert_close(out, theirs_out, "out")
     assert_close(F.global_avg_pool_backward(dout, cache), theirs_dx, "dx")
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 3, 4), (5, 3)], ids=["nchw", "nd"])
+@pytest.mark.parametrize("affine", [True, False], ids=["scale_shift", "no_scale_shift"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_batchnorm_matches_torch(shape, affine, train, rng):
+    C = shape[1]
+    x = 2.0 * rng.standard_normal(shape) + 0.5
+    gamma = rng.uniform(0.5, 1.5, size=C) if affine else None
+    beta = rng.standard_normal(C) if affine else None
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2.0, size=C)
+    out, cache, new_rm, new_rv = F.batchnorm_forward(x, gamma, beta, rm, rv, train=train,
+                                                     momentum=0.9, eps=1e-4)
+    dout = rng.standard_normal(out.shape)
+    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)  # torch updates these in place
+    theirs_out, theirs = torch_forward_backward(
+        lambda x, g, b: TF.batch_norm(x, rm_t, rv_t, g, b, training=train,
+                                      momentum=0.1, eps=1e-4),  # torch momentum = 1 - ours
+        [x, gamma, beta], dout)
+    assert_close(out, theirs_out, "out")
+    assert_close(new_rm, rm_t.numpy(), "running_mean")
+    assert_close(new_rv, rv_t.numpy(), "running_var")
+    assert_grads_close(F.batchnorm_backward(dout, cache), theirs, ("dx", "dgamma", "dbeta"))

@@ -7,6 +7,8 @@ array arguments in their order. Bad shapes raise :class:`ShapeError` (a ValueErr
 """
 from lars_ref.functional.activations import (DropoutCache, ReluCache, dropout_backward,
                                              dropout_forward, relu_backward, relu_forward)
+from lars_ref.functional.batchnorm import (BatchNormCache, batchnorm_backward,
+                                           batchnorm_forward, batchnorm_forward_naive)
 from lars_ref.functional.conv import (Conv2dCache, conv2d_backward, conv2d_forward,
                                       conv2d_forward_naive)
 from lars_ref.functional.errors import ShapeError
@@ -29,5 +31,6 @@ __all__ = [
     "MaxPoolCache", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_forward_naive",
     "AvgPoolCache", "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward_naive",
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
+    "BatchNormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_forward_naive",
     "softmax_cross_entropy",
 ]

@@ -1,0 +1,198 @@
+"""Batch normalisation (Ioffe & Szegedy 2015, Algorithm 1), per channel.
+
+For 4-D input x: (N, C, H, W) each channel c is normalised over its m = N*H*W values
+(the "convolutional" BN of Section 3.2); for 2-D input x: (N, D) each feature over
+its m = N values. With B the m values of one channel:
+
+    [BN Alg1 L1]  mu_B      = (1/m) sum_i x_i                      (mini-batch mean)
+    [BN Alg1 L2]  sigma2_B  = (1/m) sum_i (x_i - mu_B)^2            (biased variance)
+    [BN Alg1 L3]  x_hat_i   = (x_i - mu_B) / sqrt(sigma2_B + eps)   (normalise)
+    [BN Alg1 L4]  y_i       = gamma * x_hat_i + beta                (scale and shift)
+
+``gamma``/``beta`` may be None: no learnable scale/shift, as in the authors'
+AlexNet-BN (NVCaffe ``scale_bias: false``; You et al. 2017, Section 5).
+
+Symbols: this module's gamma and beta are BN's scale and shift. They are unrelated
+to LARS's gamma (learning rate) and beta (weight decay) in ``lars_ref.optim``.
+
+Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from lars_ref.backend import get_xp
+from lars_ref.functional.errors import (ShapeError, require_ndim, require_same_dtype,
+                                        require_shape)
+
+
+class BatchNormCache(NamedTuple):
+    """What :func:`batchnorm_backward` reads."""
+    x_hat: object     # normalised input, shape of x: dgamma and the train-mode dx
+    inv_std: object   # 1/sqrt(var + eps), per channel in broadcast shape: dx's scale
+    gamma: object     # (C,) scale or None: dx_hat = dout * gamma
+    has_beta: bool    # beta was given, so dbeta is returned (None otherwise)
+    train: bool       # batch statistics (they depend on x) or running ones (constants)
+
+
+def _reduce_axes(x) -> tuple[int, ...]:
+    """Axes a channel's statistics run over: (0, 2, 3) for NCHW, (0,) for (N, D)."""
+    return (0, 2, 3) if x.ndim == 4 else (0,)
+
+
+def _per_channel(v, x):
+    """Reshape a (C,) vector to broadcast against x: (1, C, 1, 1) or (1, C)."""
+    return v.reshape((1, -1, 1, 1) if x.ndim == 4 else (1, -1))
+
+
+def _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, momentum,
+                          eps) -> None:
+    op = "batchnorm"
+    require_ndim(op, "x", x, (2, 4), "(N, C, H, W) or (N, D)")
+    C = x.shape[1]
+    for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if a is not None:
+            require_shape(op, name, a, (C,))
+    require_same_dtype(op, x, gamma=gamma, beta=beta, running_mean=running_mean,
+                       running_var=running_var)
+    m = x.size // C
+    if train and m < 2:
+        raise ShapeError(f"{op}: training needs more than one value per channel to form "
+                         f"batch statistics; x: {tuple(x.shape)} gives m = {m}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{op}: momentum must be in [0, 1], got {momentum!r}")
+    if not eps > 0.0:
+        raise ValueError(f"{op}: eps must be positive, got {eps!r}")
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
+                      momentum: float = 0.9, eps: float = 1e-5):
+    """Normalise each channel, in training mode (batch stats) or evaluation mode.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W) or (N, C)
+    gamma, beta : arrays, shape (C,), or None for no scale / no shift
+    running_mean, running_var : arrays, shape (C,); the running statistics
+    train : True: normalise with the batch statistics (Alg. 1 L1-L2) and update the
+        running ones; False: normalise with the running statistics (the inference
+        network of Ioffe & Szegedy, Algorithm 2) and leave them unchanged.
+    momentum : Caffe's ``moving_average_fraction``; the running-statistics update is
+        ``running = momentum * running + (1 - momentum) * batch_stat``.
+        (PyTorch's ``momentum`` is 1 minus this: our 0.9 is its 0.1.)
+    eps : added to the variance before the square root (NVCaffe AlexNet-BN: 1e-4).
+
+    Returns
+    -------
+    out : array, shape and dtype of x
+    cache : BatchNormCache
+    new_running_mean, new_running_var : arrays, shape (C,); new arrays in training
+        mode, the inputs themselves in evaluation mode.
+
+    Notes
+    -----
+    The running variance is updated with the *unbiased* batch variance
+    ``sigma2_B * m / (m - 1)`` (Ioffe & Szegedy, Algorithm 2 line 10; BVLC Caffe and
+    PyTorch do the same), while normalisation uses the biased ``sigma2_B`` (L2).
+    BVLC Caffe also divides its accumulated sums by an accumulated weight (a bias
+    correction for the first steps); the NVCaffe CPU layer (borisgin/nvcaffe,
+    ``batch_norm_layer.cpp``) instead copies the first batch's statistics and stores the
+    biased variance plus eps. This op implements the plain rule above.
+    """
+    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, momentum, eps)
+    xp = get_xp(x)
+    axes = _reduce_axes(x)
+    if train:
+        m = x.size // x.shape[1]
+        mu = x.mean(axis=axes, keepdims=True)                     # [BN Alg1 L1]
+        centred = x - mu
+        var = (centred * centred).mean(axis=axes, keepdims=True)  # [BN Alg1 L2]
+        new_running_mean = momentum * running_mean + (1 - momentum) * mu.reshape(-1)
+        unbiased_var = var.reshape(-1) * (m / (m - 1))
+        new_running_var = momentum * running_var + (1 - momentum) * unbiased_var
+    else:
+        centred = x - _per_channel(running_mean, x)
+        var = _per_channel(running_var, x)
+        new_running_mean, new_running_var = running_mean, running_var
+    inv_std = 1 / xp.sqrt(var + eps)
+    x_hat = centred * inv_std                                     # [BN Alg1 L3]
+    out = x_hat if gamma is None else x_hat * _per_channel(gamma, x)  # [BN Alg1 L4]
+    if beta is not None:
+        out = out + _per_channel(beta, x)
+    cache = BatchNormCache(x_hat, inv_std, gamma, beta is not None, train)
+    return out, cache, new_running_mean, new_running_var
+
+
+def batchnorm_backward(dout, cache: BatchNormCache):
+    """Gradients of :func:`batchnorm_forward`.
+
+    Parameters
+    ----------
+    dout : array, shape of x
+
+    Returns
+    -------
+    dx : array, shape of x
+    dgamma : array (C,), or None when gamma was None
+    dbeta : array (C,), or None when beta was None
+
+    Notes
+    -----
+    With ``dx_hat = dout * gamma`` and means taken per channel over the m values, the
+    training-mode gradient (the chain rule through Alg. 1 L1-L3, where mu_B and
+    sigma2_B depend on every x_i) is
+
+    .. math:: \\frac{\\partial L}{\\partial x_i} = \\frac{1}{\\sqrt{\\sigma_B^2+\\epsilon}}
+              \\Big(\\hat{dx}_i - \\overline{\\hat{dx}}
+              - \\hat{x}_i\\,\\overline{\\hat{dx}\\,\\hat{x}}\\Big)
+
+    so in each channel dx sums to zero (out ignores a shift of x) and
+    ``sum(dx * (x - mu)) = eps / (var + eps) * sum(dx_hat * x_hat)``, zero as eps -> 0
+    (out ignores a scaling of x). In evaluation mode the statistics are constants
+    and ``dx = dx_hat / sqrt(running_var + eps)``.
+    """
+    x_hat, inv_std, gamma, has_beta, train = cache
+    axes = _reduce_axes(x_hat)
+    dx_hat = dout if gamma is None else dout * _per_channel(gamma, x_hat)
+    if train:
+        mean_dx_hat = dx_hat.mean(axis=axes, keepdims=True)
+        mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=axes, keepdims=True)
+        dx = inv_std * (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat)
+    else:
+        dx = dx_hat * inv_std
+    dgamma = None if gamma is None else (dout * x_hat).sum(axis=axes)
+    dbeta = dout.sum(axis=axes) if has_beta else None
+    return dx, dgamma, dbeta
+
+
+def batchnorm_forward_naive(x, gamma, beta, running_mean, running_var, *, train: bool,
+                            momentum: float = 0.9, eps: float = 1e-5):
+    """Channel-by-channel loop version of :func:`batchnorm_forward` (the oracle).
+
+    Same parameters; returns ``(out, new_running_mean, new_running_var)``. Each channel's
+    values are gathered and Algorithm 1's lines are applied with explicit sums.
+    """
+    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, momentum, eps)
+    xp = get_xp(x)
+    out = xp.empty_like(x)
+    new_running_mean = xp.array(running_mean, copy=True)
+    new_running_var = xp.array(running_var, copy=True)
+    for c in range(x.shape[1]):
+        values = x[:, c]                      # (N, H, W) or (N,)
+        m = values.size
+        if train:
+            mu = xp.sum(values) / m                         # [BN Alg1 L1]
+            var = xp.sum((values - mu) ** 2) / m            # [BN Alg1 L2]
+            new_running_mean[c] = momentum * running_mean[c] + (1 - momentum) * mu
+            new_running_var[c] = (momentum * running_var[c]
+                                  + (1 - momentum) * var * m / (m - 1))
+        else:
+            mu, var = running_mean[c], running_var[c]
+        y = (values - mu) / xp.sqrt(var + eps)              # [BN Alg1 L3]
+        if gamma is not None:
+            y = gamma[c] * y                                # [BN Alg1 L4]
+        if beta is not None:
+            y = y + beta[c]
+        out[:, c] = y
+    return out, new_running_mean, new_running_var
