@@ -131,3 +131,16 @@ def test_batchnorm_matches_torch(shape, affine, train, rng):
     assert_close(new_rm, rm_t.numpy(), "running_mean")
     assert_close(new_rv, rv_t.numpy(), "running_var")
     assert_grads_close(F.batchnorm_backward(dout, cache), theirs, ("dx", "dgamma", "dbeta"))
+
+
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-4, 0.75, 1.0), (3, 0.8, 0.75, 2.0),
+                                                  (5, 2.0, 0.5, 1.0)])
+def test_lrn_matches_torch(size, alpha, beta, k, rng):
+    # PyTorch, like Caffe and lars_ref, multiplies the window sum by alpha / size.
+    x = rng.standard_normal((2, 7, 3, 4))
+    out, cache = F.lrn_forward(x, size, alpha, beta, k)
+    dout = rng.standard_normal(out.shape)
+    theirs_out, (theirs_dx,) = torch_forward_backward(
+        lambda x: TF.local_response_norm(x, size, alpha, beta, k), [x], dout)
+    assert_close(out, theirs_out, "out")
+    assert_close(F.lrn_backward(dout, cache), theirs_dx, "dx")

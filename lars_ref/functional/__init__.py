@@ -14,6 +14,7 @@ from lars_ref.functional.conv import (Conv2dCache, conv2d_backward, conv2d_forwa
 from lars_ref.functional.errors import ShapeError
 from lars_ref.functional.im2col import col2im, im2col
 from lars_ref.functional.linear import LinearCache, linear_backward, linear_forward
+from lars_ref.functional.lrn import LrnCache, lrn_backward, lrn_forward
 from lars_ref.functional.losses import softmax_cross_entropy
 from lars_ref.functional.pool import (AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache,
                                       avg_pool2d_backward, avg_pool2d_forward,
@@ -32,5 +33,6 @@ __all__ = [
     "AvgPoolCache", "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward_naive",
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
     "BatchNormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_forward_naive",
+    "LrnCache", "lrn_forward", "lrn_backward",
     "softmax_cross_entropy",
 ]
