@@ -78,6 +78,10 @@ def sgd_step(w, g, v, *, lr, momentum, weight_decay, form="paper", dampening=0.0
 def _check_sgd_arguments(w, g, v, lr, momentum, weight_decay, form, dampening, nesterov):
     check_tensors("w", w, g, v)
     check_lr(lr, "lr (gamma_t)")
+    _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
+
+
+def _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov):
     check_momentum(momentum)
     check_weight_decay(weight_decay)
     if form not in SGD_FORMS:
@@ -119,10 +123,7 @@ class SGD(NamedTensorOptimizer):
                  form: str = "paper", dampening: float = 0.0, nesterov: bool = False,
                  record_stats: bool = True):
         super().__init__(lr, record_stats=record_stats)
-        check_momentum(momentum)
-        check_weight_decay(weight_decay)
-        if form not in SGD_FORMS:
-            raise ValueError(f"form must be one of {SGD_FORMS}, got form={form!r}")
+        _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
         self.momentum, self.weight_decay, self.form = float(momentum), float(weight_decay), form
         self.dampening, self.nesterov = float(dampening), bool(nesterov)
         self._gamma_t = None
