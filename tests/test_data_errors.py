@@ -124,7 +124,7 @@ def test_cifar_verify_refuses_unofficial_batches(tmp_path):
     batch = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    with pytest.raises(DataError, match="data_batch_1: content hash does not match"):
+    with pytest.raises(DataError, match="data_batch_1: hash does not match"):
         load_dataset("cifar10", tmp_path)
 
 
@@ -158,3 +158,8 @@ def test_image_folder_errors(tmp_path):
     (bad / "a.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match="a.png: cannot decode"):
         load_dataset("image_folder", tmp_path / "bad", use_cache=False)
+
+
+def test_cifar10_jpg_missing_says_copy_by_hand(tmp_path):
+    with pytest.raises(DataError, match="cifar10-jpg by hand.*cannot download"):
+        load_dataset("cifar10_jpg", tmp_path)

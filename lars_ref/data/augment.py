@@ -48,8 +48,9 @@ def channel_stats(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = total / count
     squares = np.zeros(C)
     for start in range(0, N, STATS_CHUNK):
-        chunk = x_train[start:start + STATS_CHUNK].astype(np.float64)
-        squares += ((chunk - mean[:, None, None]) ** 2).sum(axis=(0, 2, 3))
+        deviation = x_train[start:start + STATS_CHUNK].astype(np.float64)
+        deviation -= mean[:, None, None]
+        squares += np.einsum("nchw,nchw->c", deviation, deviation)
     std = np.sqrt(squares / count)
     if np.any(std == 0):
         constant = np.flatnonzero(std == 0).tolist()
@@ -70,12 +71,12 @@ def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     -------
     (N, C, H, W) float32
     """
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
     if mean.shape != (x.shape[1],) or std.shape != (x.shape[1],):
         raise DataError(f"normalize: x {x.shape} has {x.shape[1]} channels but mean "
                         f"{mean.shape} and std {std.shape}")
-    mean = np.asarray(mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(std, dtype=np.float32)[:, None, None]
-    return (x.astype(np.float32) - mean) / std
+    return (x.astype(np.float32) - mean[:, None, None]) / std[:, None, None]
 
 
 def crop_at(x: np.ndarray, pad: int, offsets: np.ndarray) -> np.ndarray:

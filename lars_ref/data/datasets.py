@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lars_ref.data import sources
 from lars_ref.data.errors import DataError
 
 DATA_ENV = "LARS_REF_DATA"
@@ -49,6 +50,14 @@ class Dataset(NamedTuple):
     name: str
 
 
+def fetch_hint(dataset: str, data_dir="/path/to/data", folder=None) -> str:
+    """What to do to get ``dataset`` into ``data_dir`` (its ``folder``), in words."""
+    if dataset in sources.REMOTE:
+        return f"run `lars-ref download {dataset} --data-dir {data_dir}`"
+    return (f"copy the {dataset} files into {folder or data_dir} by hand (lars-ref "
+            "cannot download this dataset)")
+
+
 def resolve_data_dir(data_dir, dataset: str) -> Path:
     """Return the data directory: ``data_dir``, else ``$LARS_REF_DATA``.
 
@@ -61,14 +70,13 @@ def resolve_data_dir(data_dir, dataset: str) -> Path:
     data_dir = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
     if not data_dir:
         raise DataError(f"dataset {dataset!r} needs a data directory: pass "
-                        f"data_dir=... or set {DATA_ENV}=/path/to/data (fetch the "
-                        f"files with `lars-ref download {dataset} --data-dir "
-                        "/path/to/data`)")
+                        f"data_dir=... or set {DATA_ENV}=/path/to/data; to get the "
+                        f"files, {fetch_hint(dataset)}")
     path = Path(data_dir).expanduser()
     if not path.is_dir():
-        raise DataError(f"data directory {path} (from {where}) does not exist; create "
-                        f"it and run `lars-ref download {dataset} --data-dir {path}`, "
-                        f"or point {DATA_ENV} at the folder that holds your datasets")
+        raise DataError(f"data directory {path} (from {where}) does not exist; "
+                        f"{fetch_hint(dataset, path)}, or point {DATA_ENV} at the "
+                        "folder that holds your datasets")
     return path
 
 
@@ -77,9 +85,8 @@ def find_first(folder: Path, names, dataset: str) -> Path:
     for name in names:
         if (folder / name).exists():
             return folder / name
-    raise DataError(f"{dataset}: none of {', '.join(names)} in {folder}; run "
-                    f"`lars-ref download {dataset} --data-dir {folder.parent}` or "
-                    f"copy the files there")
+    raise DataError(f"{dataset}: none of {', '.join(names)} in {folder}; "
+                    f"{fetch_hint(dataset, folder.parent, folder)}")
 
 
 def check_labels(y: np.ndarray, num_classes: int, where) -> np.ndarray:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from lars_ref.data import sources
-from lars_ref.data.datasets import Dataset, check_labels, find_first, resolve_data_dir
+from lars_ref.data.datasets import (Dataset, check_labels, fetch_hint, find_first,
+                                    resolve_data_dir)
 from lars_ref.data.errors import DataError
 
 IMAGES_MAGIC = 2051  # 0x00000803: ubyte, 3 dimensions
@@ -125,8 +126,8 @@ def load_mnist(data_dir=None, *, verify: bool = True,
     remote = sources.REMOTE[variant]
     folder = resolve_data_dir(data_dir, variant) / remote.folder
     if not folder.is_dir():
-        raise DataError(f"{variant}: folder {folder} does not exist; run `lars-ref "
-                        f"download {variant} --data-dir {folder.parent}`")
+        raise DataError(f"{variant}: folder {folder} does not exist; "
+                        f"{fetch_hint(variant, folder.parent)}")
     specs = {spec.name: spec for spec in remote.files}
     x_train, y_train = load_idx_pair(folder, "train", specs=specs, dataset=variant,
                                      verify=verify)

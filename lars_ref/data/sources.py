@@ -114,8 +114,9 @@ def gunzip(raw: bytes, where) -> bytes:
 def verify(raw: bytes, spec: FileSpec, where, *, dataset: str) -> bytes:
     """Check ``raw`` (a file's bytes) against ``spec``; return its content.
 
-    The content is ``raw`` gunzipped when ``spec.name`` ends in ``.gz``. The file
-    passes when its size is right and (if any hash is known) either the
+    The content is ``raw`` gunzipped when it is gzip data and ``spec`` says
+    something about the content (size or hash); otherwise ``raw`` itself. The
+    file passes when the content size is right and, if any hash is known, the
     published archive's md5 or a content hash matches.
 
     Raises
@@ -123,8 +124,10 @@ def verify(raw: bytes, spec: FileSpec, where, *, dataset: str) -> bytes:
     DataError
         Wrong size, undecodable gzip, or no known hash matches.
     """
-    is_gzip = spec.name.endswith(".gz") and raw[:2] == b"\x1f\x8b"
-    content = gunzip(raw, where) if is_gzip else raw
+    content_facts = (spec.content_bytes, spec.content_sha256, spec.content_md5)
+    knows_content = any(fact is not None for fact in content_facts)
+    is_gzip = raw[:2] == b"\x1f\x8b"
+    content = gunzip(raw, where) if (is_gzip and knows_content) else raw
     fix = (f"delete it and run `lars-ref download {dataset}`, or pass verify=False "
            "to load a file you changed on purpose")
     if spec.content_bytes is not None and len(content) != spec.content_bytes:
@@ -132,8 +135,8 @@ def verify(raw: bytes, spec: FileSpec, where, *, dataset: str) -> bytes:
                         f"{spec.content_bytes:,} (truncated or not the official "
                         f"file); {fix}")
     if _hash_matches(raw, content, spec) is False:
-        raise DataError(f"{where}: content hash does not match the official "
-                        f"{spec.name} of {dataset} (corrupt or modified); {fix}")
+        raise DataError(f"{where}: hash does not match the official {spec.name} of "
+                        f"{dataset} (corrupt or modified); {fix}")
     return content
 
 
