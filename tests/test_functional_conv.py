@@ -5,6 +5,7 @@ import pytest
 from lars_ref.backend import to_device, to_numpy
 from lars_ref.functional import (ShapeError, col2im, conv2d_backward, conv2d_forward,
                                  conv2d_forward_naive, im2col)
+from lars_ref.functional.im2col import output_size
 from lars_ref.gradcheck import numerical_gradients, relative_error
 
 # (N, C, H, W), (F, C/groups, HH, WW), stride, pad, groups, with_bias
@@ -15,6 +16,8 @@ CONV_CASES = {
     "1x1_stride2_groups3": ((2, 6, 5, 5), (6, 2, 1, 1), 2, 0, 3, True),
     "1x1_no_bias": ((2, 3, 4, 4), (2, 3, 1, 1), 1, 0, 1, False),
     "stride3_pad2_no_bias": ((2, 2, 8, 5), (3, 2, 3, 3), 3, 2, 1, False),
+    "resnet_downsample_floor": ((2, 2, 8, 6), (3, 2, 3, 3), 2, 1, 1, True),
+    "1x1_stride2_even_floor": ((2, 3, 6, 6), (4, 3, 1, 1), 2, 0, 1, False),
 }
 
 
@@ -54,6 +57,25 @@ def test_conv2d_matches_naive_loops(case, rng):
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("in_size, window, stride, pad, expected", [
+    (32, 3, 2, 1, 16),    # ResNet downsampling conv: only padding is left unread
+    (32, 1, 2, 0, 16),    # ResNet 1x1 projection shortcut: skips pixels by design
+    (224, 7, 2, 3, 112),  # ResNet-50 stem
+    (227, 11, 4, 0, 55),  # AlexNet conv1
+    (55, 3, 2, 0, 27),    # AlexNet pool1
+    (5, 5, 1, 0, 1),
+])
+def test_output_size_follows_the_floor_rule(in_size, window, stride, pad, expected):
+    assert output_size("op", in_size, window, stride, pad, "H") == expected
+
+
+@pytest.mark.parametrize("in_size, window, stride, pad", [(32, 3, 2, 0), (7, 2, 2, 0),
+                                                          (11, 3, 4, 1)])
+def test_output_size_refuses_to_drop_real_pixels(in_size, window, stride, pad):
+    with pytest.raises(ShapeError, match="op: .* input row\\(s\\) of H unread"):
+        output_size("op", in_size, window, stride, pad, "H")
+
+
 def test_conv2d_closed_form_single_patch():
     # A 2x2 image, 2x2 kernel, no padding: one output = the dot product + bias.
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
@@ -74,11 +96,17 @@ def test_im2col_and_col2im_are_adjoint(rng):
     assert lhs == pytest.approx(rhs, rel=1e-12)
 
 
-def test_im2col_1x1_is_a_view_of_x(rng):
-    x = rng.standard_normal((2, 3, 4, 4))
-    cols = im2col(x, 1, 1, 1, 0, 4, 4)
-    assert np.shares_memory(cols, x)
-    np.testing.assert_array_equal(cols, x.reshape(2, 3, 16))
+def test_im2col_layout_entry_by_entry(rng):
+    # cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo] = x_pad[n, c, ho*stride + i, wo*stride + j]
+    N, C, H, W, HH, WW, stride, pad = 2, 3, 5, 4, 3, 2, 2, 1
+    Ho, Wo = (H + 2 * pad - HH) // stride + 1, (W + 2 * pad - WW) // stride + 1
+    x = rng.standard_normal((N, C, H, W))
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = im2col(x, HH, WW, stride, pad, Ho, Wo)
+    assert cols.shape == (C * HH * WW, N * Ho * Wo)
+    for n, c, i, j, ho, wo in np.ndindex(N, C, HH, WW, Ho, Wo):
+        assert (cols[(c * HH + i) * WW + j, (n * Ho + ho) * Wo + wo]
+                == x_pad[n, c, ho * stride + i, wo * stride + j])
 
 
 def test_conv2d_preserves_float32(xp, rng):
@@ -111,8 +139,8 @@ BAD_CONV_ARGS = {
                                "divisible by groups.*C=3"),
     "kernel_too_large": ((1, 1, 3, 3), (1, 1, 5, 5), {"pad": 0},
                          "window 5 is larger than the padded input H = 3"),
-    "non_integer_output": ((1, 1, 6, 6), (1, 1, 3, 3), {"stride": 2},
-                           "\\(6 \\+ 2\\*0 - 3\\) / 2 is not an integer"),
+    "floor_would_drop_pixels": ((1, 1, 6, 6), (1, 1, 3, 3), {"stride": 2},
+                                "\\(6 \\+ 2\\*0 - 3\\) / 2 leaves the last 1 input row"),
     "bad_stride": ((1, 1, 5, 5), (1, 1, 3, 3), {"stride": 0}, "stride must be an integer"),
 }
 

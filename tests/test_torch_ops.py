@@ -41,7 +41,7 @@ def assert_grads_close(ours, theirs, names):
 
 @pytest.mark.parametrize("size, stride, pad, groups, with_bias", [
     (8, 1, 0, 1, True), (7, 2, 1, 1, True), (8, 1, 1, 2, False), (7, 2, 0, 3, True),
-    (8, 3, 2, 1, False)])
+    (8, 3, 2, 1, False), (8, 2, 1, 1, True)])
 def test_conv2d_matches_torch(size, stride, pad, groups, with_bias, rng):
     x = rng.standard_normal((2, 6, size, size))
     w = rng.standard_normal((3 * groups, 6 // groups, 3, 3))

@@ -5,12 +5,14 @@ Forward, for output channel f in group g = f // (F/groups):
     out[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, g*C/groups + c,
                                                              ho*stride + i, wo*stride + j]
 
-Vectorised as one batched matrix product per call (one GEMM per image and group):
-``out = w_mat @ cols`` with ``cols = im2col(x)``. The backward pass is the transpose:
+Vectorised as one matrix product per group, ``out = w_mat @ cols`` with
+``cols = im2col(x)`` of shape (C*HH*WW, N*Ho*Wo). The backward pass is the transpose:
 
-    dw = sum_n dout_mat[n] @ cols[n]^T          (a correlation of x with dout)
+    dw = dout_mat @ cols^T                      (a correlation of x with dout)
     dcols = w_mat^T @ dout_mat ;  dx = col2im(dcols)
     db = sum over (n, ho, wo) of dout
+
+where ``dout_mat`` is dout laid out as (F, N*Ho*Wo).
 
 Paper: AlexNet and AlexNet-BN (Krizhevsky et al. 2012; You et al. 2017, Section 5)
 use grouped convolutions (groups=2 in conv2, conv4, conv5); ResNet uses 3x3 and 1x1.
@@ -29,7 +31,7 @@ from lars_ref.functional.im2col import col2im, im2col, output_size, pad_images
 
 class Conv2dCache(NamedTuple):
     """What :func:`conv2d_backward` reads."""
-    cols: object         # (N, groups, C/groups*HH*WW, Ho*Wo) im2col patches: dw = dout @ cols^T
+    cols: object         # (groups, C/groups*HH*WW, N*Ho*Wo) im2col patches: dw = dout @ cols^T
     w: object            # (F, C/groups, HH, WW) weights: dcols = w^T @ dout
     x_shape: tuple       # (N, C, H, W), where col2im scatters dx
     stride: int
@@ -78,14 +80,15 @@ def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     Returns
     -------
     out : array, shape (N, F, Ho, Wo), dtype of x, with
-        Ho = (H + 2*pad - HH) / stride + 1 and Wo likewise (must be integers).
+        Ho = floor((H + 2*pad - HH) / stride) + 1 and Wo likewise (see
+        :func:`lars_ref.functional.im2col.output_size` for when flooring is refused).
     cache : Conv2dCache
 
     Raises
     ------
     ShapeError
         Wrong rank, channel mismatch, channels not divisible by groups, kernel larger
-        than the padded input, or a non-integer output size.
+        than the padded input, or a size whose floor would ignore real input pixels.
 
     Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
     """
@@ -93,13 +96,13 @@ def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     xp = get_xp(x, w)
     N, C = x.shape[:2]
     F, C_per_group, HH, WW = w.shape
-    # (N, C*HH*WW, Ho*Wo) -> (N, groups, C/groups*HH*WW, Ho*Wo): channels are outermost
+    # (C*HH*WW, N*Ho*Wo) -> (groups, C/groups*HH*WW, N*Ho*Wo): channels are outermost
     # in the patch rows, so the split by group is a free reshape.
     cols = im2col(x, HH, WW, stride, pad, Ho, Wo).reshape(
-        N, groups, C_per_group * HH * WW, Ho * Wo)
+        groups, C_per_group * HH * WW, N * Ho * Wo)
     w_mat = w.reshape(groups, F // groups, C_per_group * HH * WW)
-    out = xp.matmul(w_mat, cols)  # (N, groups, F/groups, Ho*Wo): already NCHW order
-    out = out.reshape(N, F, Ho, Wo)
+    out_mat = xp.matmul(w_mat, cols)  # (groups, F/groups, N*Ho*Wo): one GEMM per group
+    out = xp.ascontiguousarray(out_mat.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
     if b is not None:
         out += b.reshape(1, F, 1, 1)  # out is a fresh array: in place is safe
     return out, Conv2dCache(cols, w, tuple(x.shape), stride, pad, b is not None)
@@ -123,16 +126,16 @@ def conv2d_backward(dout, cache: Conv2dCache):
     """
     cols, w, x_shape, stride, pad, has_bias = cache
     xp = get_xp(dout)
-    N, groups, patch_size, num_pixels = cols.shape
+    groups, patch_size, num_columns = cols.shape
     F, _, HH, WW = w.shape
     Ho, Wo = dout.shape[2:]
-    dout_mat = dout.reshape(N, groups, F // groups, num_pixels)
+    # (N, F, Ho, Wo) -> (F, N*Ho*Wo), the column order of cols, split by group.
+    dout_mat = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
+        groups, F // groups, num_columns)
     w_mat = w.reshape(groups, F // groups, patch_size)
-    # dw[g] = sum_n dout[n, g] @ cols[n, g]^T : one GEMM per image and group, summed over n.
-    dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
-    # dcols[n, g] = w[g]^T @ dout[n, g], then scattered back onto the image.
-    dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)
-    dx = col2im(dcols.reshape(N, groups * patch_size, num_pixels), x_shape,
+    dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).reshape(w.shape)
+    dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)  # (groups, C/groups*HH*WW, N*Ho*Wo)
+    dx = col2im(dcols.reshape(groups * patch_size, num_columns), x_shape,
                 HH, WW, stride, pad, Ho, Wo)
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     return dx, dw, db

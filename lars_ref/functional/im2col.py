@@ -7,11 +7,13 @@ GEMM ``w_mat @ cols``; ``col2im`` is its transpose (adjoint): it adds every colu
 back onto the input positions it was read from, which is exactly the backward pass
 for x.
 
-Layout. ``cols`` has shape (N, C*HH*WW, Ho*Wo): per image n, column p holds the
-patch of output pixel p, and row (c, i, j) holds input channel c at kernel offset
-(i, j). Keeping N outermost makes ``w_mat @ cols`` a batched matmul whose result is
-already (N, F, Ho*Wo), i.e. NCHW, so no transpose of the output is needed, and the
-innermost axis (Wo) is read from x with unit stride when stride == 1.
+Layout. ``cols`` has shape (C*HH*WW, N*Ho*Wo): row (c, i, j) holds input channel c
+at kernel offset (i, j), column (n, ho, wo) the patch of one output pixel. The whole
+batch is then one large GEMM ``w_mat @ cols`` per group (large GEMMs run far faster
+than one small GEMM per image when channels are few, as in ResNet-20), channels are
+outermost so groups are a free reshape, and the innermost axis (Wo) is read from x
+with unit stride when stride == 1. The price is one transpose of the output,
+(F, N, Ho, Wo) -> (N, F, Ho, Wo), and one of dout in the backward pass.
 
 Both functions are portable between NumPy and CuPy: the gather is a strided view
 (``xp.lib.stride_tricks.as_strided``) copied once by ``reshape``; the scatter is a
@@ -28,21 +30,27 @@ from lars_ref.functional.errors import ShapeError
 
 def output_size(op: str, in_size: int, window: int, stride: int, pad: int,
                 axis_name: str) -> int:
-    """Output length of a window of ``window`` sliding with ``stride`` over a padded axis.
+    """Number of window positions along one axis: ``floor((in + 2*pad - window) / stride) + 1``.
 
-    ``out = (in_size + 2*pad - window) / stride + 1``. Raises :class:`ShapeError` when
-    the window is larger than the padded input, or when the division is not exact
-    (Caffe would silently floor for conv and ceil for pooling; this project asks the
-    model to pick sizes that fit exactly, so no input pixel is silently ignored).
+    This is the PyTorch and Caffe convolution rule; it lets the standard ResNet
+    downsampling layers work (3x3, stride 2, pad 1 on 32 pixels gives 16).
+
+    Raises :class:`ShapeError` when the window is larger than the padded input, and
+    when flooring would silently ignore *real* input pixels at the far edge: the
+    ``(in + 2*pad - window) % stride`` trailing rows that no window reaches must all be
+    padding. (A window smaller than the stride, e.g. 1x1 with stride 2, skips pixels
+    everywhere by design, so its trailing pixels may be skipped too.)
     """
     padded = in_size + 2 * pad
     if window > padded:
         raise ShapeError(f"{op}: window {window} is larger than the padded input "
                          f"{axis_name} = {in_size} + 2*{pad} = {padded}")
-    if (padded - window) % stride != 0:
+    unreached = (padded - window) % stride  # trailing rows of the padded input
+    if unreached > pad and window >= stride:
         raise ShapeError(f"{op}: ({axis_name} + 2*pad - window) / stride = "
-                         f"({in_size} + 2*{pad} - {window}) / {stride} is not an integer; "
-                         "change the padding, stride or input size")
+                         f"({in_size} + 2*{pad} - {window}) / {stride} leaves the last "
+                         f"{unreached - pad} input row(s) of {axis_name} unread; change the "
+                         "padding, stride or input size")
     return (padded - window) // stride + 1
 
 
@@ -77,20 +85,19 @@ def im2col(x, HH: int, WW: int, stride: int, pad: int, Ho: int, Wo: int):
 
     Returns
     -------
-    cols : array, shape (N, C*HH*WW, Ho*Wo), dtype of x
-        ``cols[n, (c*HH + i)*WW + j, ho*Wo + wo] = x_pad[n, c, ho*stride + i, wo*stride + j]``.
-        A view of x (no copy) for a 1x1 kernel with stride 1 and no padding.
+    cols : array, shape (C*HH*WW, N*Ho*Wo), dtype of x, with
+        ``cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo] = x_pad[n, c, ho*stride + i, wo*stride + j]``.
     """
     xp = get_xp(x)
     x_pad = pad_images(x, pad)
     N, C = x.shape[:2]
     sN, sC, sH, sW = x_pad.strides
-    # A 6-D view (N, C, HH, WW, Ho, Wo) reading x_pad[n, c, ho*stride + i, wo*stride + j]:
+    # A 6-D view (C, HH, WW, N, Ho, Wo) reading x_pad[n, c, ho*stride + i, wo*stride + j]:
     # kernel offsets move by one pixel, output positions by `stride` pixels.
     patches = xp.lib.stride_tricks.as_strided(
-        x_pad, shape=(N, C, HH, WW, Ho, Wo),
-        strides=(sN, sC, sH, sW, sH * stride, sW * stride))
-    return patches.reshape(N, C * HH * WW, Ho * Wo)  # the one copy of the gather
+        x_pad, shape=(C, HH, WW, N, Ho, Wo),
+        strides=(sC, sH, sW, sN, sH * stride, sW * stride))
+    return patches.reshape(C * HH * WW, N * Ho * Wo)  # the one copy of the gather
 
 
 def col2im(cols, x_shape: tuple, HH: int, WW: int, stride: int, pad: int,
@@ -99,27 +106,25 @@ def col2im(cols, x_shape: tuple, HH: int, WW: int, stride: int, pad: int,
 
     Parameters
     ----------
-    cols : array, shape (N, C*HH*WW, Ho*Wo)
+    cols : array, shape (C*HH*WW, N*Ho*Wo)
         E.g. dL/dcols in the convolution backward pass.
     x_shape : (N, C, H, W), the shape of the image that ``im2col`` read.
     HH, WW, stride, pad, Ho, Wo : as in :func:`im2col`.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W), dtype of cols
-        ``dx[n, c, h, w] = sum of cols entries that im2col copied from x[n, c, h, w]``.
+    dx : array, shape (N, C, H, W), C-contiguous, dtype of cols:
+        ``dx[n, c, h, w] = sum of the cols entries that im2col copied from x[n, c, h, w]``.
     """
     N, C, H, W = x_shape
     xp = get_xp(cols)
-    if HH == WW == 1 and stride == 1 and pad == 0:
-        return cols.reshape(x_shape)  # each pixel was read exactly once: a reshape
-    cols = cols.reshape(N, C, HH, WW, Ho, Wo)
-    dx_pad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    cols = cols.reshape(C, HH, WW, N, Ho, Wo)
+    # Accumulate in cols' own (C, N, H, W) order, so every add reads contiguous blocks.
+    dx_pad = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     # One vectorised add per kernel offset (i, j); overlapping windows accumulate.
     for i in range(HH):
         rows = window_slice(i, stride, Ho)
         for j in range(WW):
-            dx_pad[:, :, rows, window_slice(j, stride, Wo)] += cols[:, :, i, j]
-    if pad == 0:
-        return dx_pad
-    return xp.ascontiguousarray(dx_pad[:, :, pad:pad + H, pad:pad + W])
+            dx_pad[:, :, rows, window_slice(j, stride, Wo)] += cols[:, i, j]
+    dx = dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(dx)  # crop the padding, back to NCHW

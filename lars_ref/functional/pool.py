@@ -1,8 +1,10 @@
 """Pooling over spatial windows, NCHW: max, average, and global average.
 
-``size`` x ``size`` windows move by ``stride`` with no padding; like conv, the
-output size ``(H - size) / stride + 1`` must be an integer (AlexNet's 3x3/2
-overlapping pools on 55, 27 and 13 pixels all fit).
+``size`` x ``size`` windows move by ``stride`` with no padding. The output size is
+``floor((H - size) / stride) + 1``, but a size that would leave real pixels at the
+far edge unread is refused (the rule of
+:func:`lars_ref.functional.im2col.output_size`; Caffe would ceil and PyTorch floor
+silently). AlexNet's 3x3/2 overlapping pools on 55, 27 and 13 pixels fit exactly.
 
 Each vectorised version loops over the size*size offsets (i, j) inside a window,
 every iteration one strided-slice operation on the whole batch: the same portable
@@ -52,7 +54,7 @@ def max_pool2d_forward(x, size: int, stride: int):
 
     Returns
     -------
-    out : array, shape (N, C, Ho, Wo), Ho = (H - size) / stride + 1, dtype of x
+    out : array, shape (N, C, Ho, Wo), Ho = floor((H - size) / stride) + 1, dtype of x
     cache : MaxPoolCache. On ties the first maximum in row-major window order wins
         (as ``argmax`` does), and only it receives the gradient.
     """
@@ -105,7 +107,7 @@ def avg_pool2d_forward(x, size: int, stride: int):
 
     Returns
     -------
-    out : array, shape (N, C, Ho, Wo), Ho = (H - size) / stride + 1, dtype of x
+    out : array, shape (N, C, Ho, Wo), Ho = floor((H - size) / stride) + 1, dtype of x
     cache : AvgPoolCache
     """
     Ho, Wo = _pool_output_size("avg_pool2d", x, size, stride)
