@@ -70,7 +70,7 @@ def test_output_size_follows_the_floor_rule(in_size, window, stride, pad, expect
 
 
 @pytest.mark.parametrize("in_size, window, stride, pad", [(32, 3, 2, 0), (7, 2, 2, 0),
-                                                          (11, 3, 4, 1)])
+                                                          (13, 5, 4, 1)])
 def test_output_size_refuses_to_drop_real_pixels(in_size, window, stride, pad):
     with pytest.raises(ShapeError, match="op: .* input row\\(s\\) of H unread"):
         output_size("op", in_size, window, stride, pad, "H")
