@@ -79,7 +79,10 @@ def check_tensors(name: str, w, g, v=None) -> None:
 class NamedTensorOptimizer:
     """Base of :class:`SGD` and :class:`LARS`: loops over ``{name: array}`` per the contract.
 
-    Subclasses implement ``_update_tensor(name, w, g, v) -> (w_next, v_next, local_lr)``.
+    Subclasses implement ``_update_tensor(name, w, g, v, norms) -> (w_next, v_next,
+    local_lr)``. With ``record_stats``, ``last_stats[name]`` holds ``w_norm = ||w_t||``,
+    ``g_norm = ||g_t||``, ``local_lr`` (lambda^l; 1 for SGD) and ``update_norm =
+    ||w_{t+1} - w_t||``, all device 0-d values.
 
     Parameters
     ----------
@@ -115,9 +118,12 @@ class NamedTensorOptimizer:
             g = grads[name]
             check_tensors(name, w, g)
             v = self._buffer(name, w)
-            w_next, v_next, local_lr = self._update_tensor(name, w, g, v)
+            norms = (l2_norm(w), l2_norm(g)) if self.record_stats else None
+            w_next, v_next, local_lr = self._update_tensor(name, w, g, v, norms)
             if self.record_stats:
-                self.last_stats[name] = tensor_stats(w, g, w_next, local_lr)
+                self.last_stats[name] = {"w_norm": norms[0], "g_norm": norms[1],
+                                         "local_lr": local_lr,
+                                         "update_norm": l2_norm(w_next - w)}
             w[...] = w_next
             buffers[name] = v_next
         self.t += 1
@@ -134,8 +140,12 @@ class NamedTensorOptimizer:
     def _begin_step(self) -> None:
         """Host-side work done once per step (e.g. evaluating the schedule)."""
 
-    def _update_tensor(self, name, w, g, v):
-        """Return ``(w_next, v_next, local_lr)`` for one tensor; never mutate the inputs."""
+    def _update_tensor(self, name, w, g, v, norms):
+        """Return ``(w_next, v_next, local_lr)`` for one tensor; never mutate the inputs.
+
+        ``norms`` is ``(||w||, ||g||)`` when statistics are recorded (else None), so
+        that an optimizer which needs them (LARS) does not compute them twice.
+        """
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -152,13 +162,3 @@ class NamedTensorOptimizer:
             raise ValueError(f"optimizer state has a negative step t={t}")
         self.t = t
         self.state["v"] = {name: np.array(v) for name, v in state["v"].items()}
-
-
-def tensor_stats(w, g, w_next, local_lr) -> dict:
-    """The contract's per-tensor step statistics, all device 0-d values.
-
-    ``w_norm = ||w_t||``, ``g_norm = ||g_t||``, ``local_lr`` (lam^l, 1 for SGD) and
-    ``update_norm = ||w_{t+1} - w_t||``.
-    """
-    return {"w_norm": l2_norm(w), "g_norm": l2_norm(g), "local_lr": local_lr,
-            "update_norm": l2_norm(w_next - w)}

@@ -131,7 +131,7 @@ class SGD(NamedTensorOptimizer):
     def _begin_step(self):
         self._gamma_t = self.lr_at(self.t)
 
-    def _update_tensor(self, name, w, g, v):
+    def _update_tensor(self, name, w, g, v, norms):
         return sgd_step(w, g, v, lr=self._gamma_t, momentum=self.momentum,
                         weight_decay=self.weight_decay, form=self.form,
                         dampening=self.dampening, nesterov=self.nesterov,
