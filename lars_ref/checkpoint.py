@@ -82,7 +82,7 @@ def _encode(state: dict) -> dict:
     """Return the flat ``{member name: array}`` dict that ``np.savez`` writes."""
     arrays: dict[str, np.ndarray] = {}
     tree = {"format_version": FORMAT_VERSION, "state": _split_arrays(state, "", arrays)}
-    tree_bytes = json.dumps(tree, sort_keys=True).encode("utf-8")
+    tree_bytes = json.dumps(tree).encode("utf-8")  # keeps dict order (metric columns)
     arrays[_TREE_KEY] = np.frombuffer(tree_bytes, dtype=np.uint8)
     return arrays
 

@@ -38,9 +38,10 @@ class TrainConfig:
     model: str = "alexnet_bn"
     dataset: str = "digits"
     data_dir: str | None = None
-    width: int = 8              # channels of the first conv layer (models.py)
+    width: float | None = None  # width multiplier of the model (None: its default)
+    dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
     dtype: str = "float32"
-    augment: bool = False
+    augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants
     optimizer: str = "sgd"
     lr: float = 0.02            # gamma_0, the peak (base) LR at batch_size
@@ -55,6 +56,7 @@ class TrainConfig:
     warmup_steps: int | None = None
     warmup_start_lr: float = 0.0
     poly_power: float = 2.0
+    decay_clock: str = "absolute"  # poly clock: "absolute" (NVCaffe) or "after_warmup"
     # batching
     batch_size: int = 128       # B, the global batch of one optimizer step
     micro_batch: int | None = None  # chunk size (Caffe batch_size); B / micro_batch = iter_size
@@ -137,7 +139,14 @@ class TrainConfig:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.backend not in ("numpy", "cupy", "auto"):
             raise ConfigError(f"backend must be numpy, cupy or auto, got {self.backend!r}")
-        for name in ("width", "log_every", "diag_every", "checkpoint_every", "eval_every"):
+        if self.width is not None:
+            _check_positive_number("width", self.width)
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.decay_clock not in ("absolute", "after_warmup"):
+            raise ConfigError("decay_clock must be 'absolute' or 'after_warmup', "
+                              f"got {self.decay_clock!r}")
+        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
             _check_positive_int(name, getattr(self, name))
         return self
 

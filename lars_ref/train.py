@@ -1,0 +1,286 @@
+"""The training loop: global batches from micro-batches, evaluation, metrics, resume.
+
+:func:`train` runs one :class:`~lars_ref.config.TrainConfig`. Per optimizer step
+it copies one global batch to the device and calls
+:func:`~lars_ref.train_step.train_step` (k micro-batches, grads averaged, one
+update). The loss and accuracy stay on the device until the end of a logging
+interval, when :class:`~lars_ref.metrics.ScalarBuffer` gathers them in one copy.
+
+Files written in ``config.out``:
+
+* ``steps.{jsonl,csv}``   per step: step t, epoch, lr gamma_t, loss, train_acc
+* ``epochs.{jsonl,csv}``  per epoch: train loss/accuracy, test loss/accuracy
+* ``layers.{jsonl,csv}``  every ``diag_every`` steps, per tensor: ||w||, ||g||,
+  local LR lambda (1 for SGD), ||update|| (paper Table 2, Fig. 2)
+* ``timings.jsonl``       wall-clock seconds (kept out of the files above, so
+  that two runs with one seed write byte-identical metrics)
+* ``config.json``, ``checkpoint.npz`` (see :mod:`lars_ref.checkpoint`)
+
+A NaN/Inf loss stops the run with a message; the last checkpoint, written
+before the divergence, stays untouched.
+
+Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from lars_ref.backend import resolve_backend, to_device
+from lars_ref.checkpoint import (CheckpointError, check_compatible, load_checkpoint,
+                                 save_checkpoint)
+from lars_ref.config import TrainConfig
+from lars_ref.data import DataError
+from lars_ref.metrics import MetricsWriter, ScalarBuffer
+from lars_ref.train_setup import (load_data, make_batches, make_model, make_optimizer,
+                                  make_schedule, run_description)
+from lars_ref.train_step import DivergenceError, evaluate, forward_backward, train_step
+
+__all__ = ["train", "TrainResult", "DivergenceError", "forward_backward", "train_step",
+           "evaluate", "checkpoint_path"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+def checkpoint_path(out_dir: str) -> str:
+    """``<out_dir>/checkpoint.npz``."""
+    return os.path.join(out_dir, CHECKPOINT_NAME)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns; ``epochs``/``steps``/``layers`` are the metric rows."""
+
+    config: TrainConfig
+    out_dir: str
+    steps_done: int
+    epochs: list
+    steps: list
+    layers: list
+    diverged: bool = False
+    message: str = ""          # why the run stopped early ("" when it ran to the end)
+    model: object = None       # the trained model (weights on the run's device)
+    optimizer: object = None
+
+    @property
+    def final_test_acc(self):
+        """Top-1 test accuracy of the last evaluation (None if there was none)."""
+        evaluated = [row for row in self.epochs if row["test_acc"] is not None]
+        return evaluated[-1]["test_acc"] if evaluated else None
+
+    def summary(self) -> str:
+        acc = self.final_test_acc
+        acc_text = "n/a" if acc is None else f"{100 * acc:.2f}%"
+        return (f"{self.steps_done} steps, final test top-1 {acc_text}; metrics and "
+                f"checkpoint in {self.out_dir}")
+
+
+def train(config: TrainConfig, *, resume: bool = False, dataset=None,
+          stop_at_step: int | None = None) -> TrainResult:
+    """Train one model as ``config`` says, writing metrics and checkpoints to ``config.out``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Checked with ``validate()``; mistakes raise ConfigError.
+    resume : bool
+        Continue from ``<out>/checkpoint.npz``; the final weights equal those
+        of an uninterrupted run bit for bit (on the CPU).
+    dataset : lars_ref.data.Dataset, optional
+        Use these arrays instead of loading ``config.dataset``.
+    stop_at_step : int, optional
+        Stop once ``t`` optimizer steps are done in total, write a checkpoint and
+        return (an interruption on purpose); ``resume=True`` continues.
+
+    Returns
+    -------
+    TrainResult
+    """
+    run = Run(config.validate(), dataset=dataset)
+    if resume:
+        run.restore()
+    else:
+        run.start_fresh()
+    return run.loop(stop_at_step)
+
+
+class Run:
+    """The objects of one run and the bookkeeping between steps (see :func:`train`)."""
+
+    def __init__(self, config: TrainConfig, dataset=None):
+        self.config, self.out_dir = config, config.out
+        self.xp = resolve_backend(config.backend)
+        data = load_data(config, dataset)
+        self.batches, self.x_test = make_batches(config, data)
+        self.y_test = data.y_test
+        self.schedule = make_schedule(config, len(data.x_train))
+        self.model = make_model(config, data, self.xp)
+        self.optimizer = make_optimizer(config, self.schedule.gamma)
+        self.dtype = np.dtype(config.dtype)
+        self.pending_steps, self.pending_layers = ScalarBuffer(), ScalarBuffer()
+        self.metrics = None
+        self.checkpoint_step = None  # t of the last checkpoint written or loaded
+        self.diverged_at = None      # step whose gathered loss was NaN/Inf
+
+    # ------------------------------------------------------------------ start
+    def start_fresh(self) -> None:
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.metrics = MetricsWriter(self.out_dir)
+        open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
+        self._write_config()
+
+    def restore(self) -> None:
+        """Load ``<out>/checkpoint.npz`` after checking it belongs to this run."""
+        path = checkpoint_path(self.out_dir)
+        state = load_checkpoint(path)
+        check_compatible(state["run"], run_description(self.config, self.model), path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.batches.load_state_dict(state["data"])
+        except DataError as err:
+            raise CheckpointError(f"cannot resume from {path}: {err}") from None
+        for name, module in self.model.named_modules():
+            if name in state["rng"]:
+                module.rng.bit_generator.state = state["rng"][name]
+        self.metrics = MetricsWriter(self.out_dir)
+        self.metrics.load_state_dict(state["metrics"])
+        self.checkpoint_step = int(state["step"])
+        self._write_config()
+
+    def _write_config(self) -> None:
+        with open(os.path.join(self.out_dir, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(self.config.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    # ------------------------------------------------------------------ loop
+    def loop(self, stop_at_step=None) -> TrainResult:
+        T = self.schedule.total_steps
+        stop = T if stop_at_step is None else min(stop_at_step, T)
+        message, diverged = "", False
+        self._started = time.perf_counter()
+        # Overflow on the way to a divergence is reported once, as a DivergenceError.
+        with _progress_bar(self.config, T, self.optimizer.t) as bar, \
+                np.errstate(over="ignore", invalid="ignore"):
+            self.bar = bar
+            try:
+                while self.optimizer.t < stop:
+                    self._step()
+                    bar.update(1)
+                self._finish()
+            except DivergenceError as err:
+                message, diverged = self._diverged(err), True
+        if not diverged and stop < T:
+            message = (f"stopped after step {stop} of {T} as asked; continue with "
+                       "resume=True (lars-ref train --resume)")
+        records = self.metrics.records
+        return TrainResult(self.config, self.out_dir, self.optimizer.t, records["epochs"],
+                           records["steps"], records["layers"], diverged, message,
+                           self.model, self.optimizer)
+
+    def _step(self) -> None:
+        """One global batch: host -> device, k micro-batches, one update, queue metrics."""
+        t, epoch = self.optimizer.t, self.batches.epoch
+        x_host, y_host = self.batches.next_batch()
+        x = to_device(x_host, self.xp).astype(self.dtype, copy=False)
+        y = to_device(y_host, self.xp)
+        loss, correct = train_step(self.model, self.optimizer, x, y, self.config.iter_size)
+        self.pending_steps.add({"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
+                               {"loss": loss, "train_acc": correct / len(y_host)})
+        if t % self.config.diag_every == 0:
+            for name, stats in self.optimizer.last_stats.items():
+                self.pending_layers.add({"step": t, "layer": name}, stats)
+        if (t + 1) % self.config.log_every == 0:
+            self._flush()
+        if self.batches.epoch != epoch:  # that batch was the last of its epoch
+            self._end_epoch(epoch + 1, final=self.optimizer.t == self.schedule.total_steps)
+
+    def _flush(self) -> None:
+        """Gather the queued device scalars (one copy per column) and write them."""
+        rows = self.pending_steps.gather()
+        finite = [math.isfinite(row["loss"]) for row in rows]
+        good = rows if all(finite) else rows[:finite.index(False)]
+        self.metrics.write("steps", good)
+        self.metrics.write("layers", self.pending_layers.gather())
+        if len(good) < len(rows):
+            self.diverged_at = rows[len(good)]["step"]
+            raise DivergenceError(f"the loss is {rows[len(good)]['loss']}")
+        if rows:
+            self.bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", lr=f"{rows[-1]['lr']:.4g}")
+
+    def _end_epoch(self, epochs_done, final: bool = False) -> None:
+        """Epoch row (train means, test score), timing, and the periodic checkpoint."""
+        self._flush()
+        config, t = self.config, self.optimizer.t
+        test_loss = test_acc = None
+        if final or epochs_done % config.eval_every == 0:
+            test_loss, test_acc = evaluate(self.model, self.x_test, self.y_test)
+        epoch_index = math.ceil(epochs_done) - 1  # a partial last epoch: 2.5 -> 2
+        steps = [r for r in self.metrics.records["steps"] if r["epoch"] == epoch_index]
+        self.metrics.write("epochs", [{
+            "epoch": epochs_done, "step": t, "lr": self.schedule.gamma(t - 1),
+            "train_loss": float(np.mean([r["loss"] for r in steps])),
+            "train_acc": float(np.mean([r["train_acc"] for r in steps])),
+            "test_loss": test_loss, "test_acc": test_acc}])
+        self.metrics.log_timing({"epoch": epochs_done, "step": t,
+                                 "wall_s": round(time.perf_counter() - self._started, 3)})
+        if final or epochs_done % config.checkpoint_every == 0:
+            self._save()
+
+    def _finish(self) -> None:
+        """At the end of training (or at stop_at_step): last epoch row and checkpoint."""
+        t, T = self.optimizer.t, self.schedule.total_steps
+        epoch_rows = self.metrics.records["epochs"]
+        if t == T and not (epoch_rows and epoch_rows[-1]["step"] == T):
+            self._end_epoch(round(T / self.schedule.steps_per_epoch, 6), final=True)
+        elif self.checkpoint_step != t:
+            self._save()
+
+    def _save(self) -> None:
+        self._flush()  # raises DivergenceError before a bad state is written
+        model = self.model
+        rngs = {name: module.rng.bit_generator.state for name, module in
+                model.named_modules() if isinstance(getattr(module, "rng", None),
+                                                    np.random.Generator)}
+        save_checkpoint(checkpoint_path(self.out_dir), {
+            "run": run_description(self.config, model), "config": self.config.to_dict(),
+            "step": self.optimizer.t, "model": model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "data": self.batches.state_dict(),
+            "rng": rngs, "metrics": self.metrics.state_dict()})
+        self.checkpoint_step = self.optimizer.t
+
+    def _diverged(self, err: DivergenceError) -> str:
+        """Log the failed step as NaN, keep the last checkpoint, return the message."""
+        with contextlib.suppress(DivergenceError):
+            self._flush()
+        t = self.optimizer.t if self.diverged_at is None else self.diverged_at
+        lr = self.schedule.gamma(t)
+        self.metrics.write("steps", [{"step": t, "epoch": self.batches.epoch, "lr": lr,
+                                      "loss": float("nan"), "train_acc": float("nan")}])
+        kept = ("no checkpoint was written before it" if self.checkpoint_step is None else
+                f"the last good checkpoint (step {self.checkpoint_step}) is kept in "
+                f"{checkpoint_path(self.out_dir)}")
+        return (f"training diverged at step {t} (lr {lr:.4g}): {err}; {kept}. Lower the "
+                "learning rate, lengthen the warm-up, or use LARS")
+
+
+@contextlib.contextmanager
+def _progress_bar(config: TrainConfig, total: int, initial: int):
+    """A tqdm bar on stderr when it is a terminal and ``config.progress`` is on."""
+    from tqdm.auto import tqdm
+
+    enabled = config.progress and sys.stderr.isatty()
+    bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
+               desc=f"{config.model} {config.optimizer} B={config.batch_size}",
+               leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,138 @@
+"""Turn a :class:`~lars_ref.config.TrainConfig` into the objects of a run.
+
+Data (normalised with the training split's statistics), the model, the global
+LR schedule (linear scaling, warm-up, poly decay) and the optimizer. Every
+mistake in the settings surfaces here as a :class:`~lars_ref.config.ConfigError`
+naming the setting, before any training starts.
+
+Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import numpy as np
+
+from lars_ref.checkpoint import describe_arrays
+from lars_ref.config import ConfigError, TrainConfig
+from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats, eval_transform,
+                           load_dataset, train_transform)
+from lars_ref.models import build_model
+from lars_ref.optim import LARS, PRESETS, SGD, WarmupPolySchedule, build_preset, epochs_to_steps
+
+OPTIMIZER_NAMES = ("sgd", "lars")
+# Settings that must match for --resume (the others may change, e.g. --epochs).
+RESUME_KEYS = ("model", "dataset", "width", "dropout", "dtype", "optimizer",
+               "batch_size", "seed", "augment")
+
+
+@contextlib.contextmanager
+def user_input(what: str):
+    """Re-raise a ValueError from a library constructor as a ConfigError about ``what``."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"{what}: {err}") from None
+
+
+class Schedule(NamedTuple):
+    """The global LR schedule of a run and the step counts it was built from."""
+    gamma: WarmupPolySchedule  # t -> gamma_t
+    total_steps: int           # T
+    warmup_steps: int          # T_w
+    steps_per_epoch: int       # floor(N_train / B): only full global batches
+
+
+def load_data(config: TrainConfig, dataset: Dataset | None = None) -> Dataset:
+    """Load ``config.dataset`` (unless given) and check the batch size against it."""
+    if dataset is None:
+        try:
+            dataset = load_dataset(config.dataset, config.data_dir)
+        except DataError as err:
+            raise ConfigError(str(err)) from None
+    num_train = len(dataset.x_train)
+    if config.batch_size > num_train:
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the {num_train} "
+                          f"training images of {config.dataset}; use at most {num_train}")
+    return dataset
+
+
+def make_batches(config: TrainConfig, dataset: Dataset):
+    """The training batch iterator and the normalised test split.
+
+    Returns
+    -------
+    batches : BatchIterator, global batches ``(B, C, H, W) float32`` (drop_last)
+    x_test : (N_test, C, H, W) float32, normalised with the training statistics
+    """
+    mean, std = channel_stats(dataset.x_train)
+    channels, height = dataset.x_train.shape[1:3]
+    if config.augment:  # crops of pad H/8 (4 on 32x32); flips only for colour images
+        transform = train_transform(mean, std, pad=max(1, height // 8), flip=channels == 3)
+    else:
+        transform = eval_transform(mean, std)
+    batches = BatchIterator(dataset.x_train, dataset.y_train, config.batch_size,
+                            seed=config.seed, shuffle=True, drop_last=True,
+                            transform=transform)
+    return batches, eval_transform(mean, std)(dataset.x_test)
+
+
+def make_model(config: TrainConfig, dataset: Dataset, xp):
+    """Build ``config.model`` for the dataset's image shape and classes, on ``xp``."""
+    options = {} if config.dropout is None else {"dropout": config.dropout}
+    with user_input(f"model {config.model!r}"):
+        return build_model(config.model, num_classes=len(dataset.classes),
+                           in_shape=dataset.x_train.shape[1:], width=config.width,
+                           seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
+                           **options)
+
+
+def make_schedule(config: TrainConfig, num_train: int) -> Schedule:
+    """Warm-up + poly decay, with the lengths in steps of the global batch B.
+
+    ``gamma_0 = config.peak_lr`` (linear scaling from ``lr_base_batch``, paper
+    Eq. 2-3); ``T`` from ``steps`` or ``round(epochs * floor(N / B))``.
+    """
+    B = config.batch_size
+    steps_per_epoch = num_train // B
+    with user_input("schedule"):
+        if config.steps is not None:
+            total = config.steps
+        else:
+            total = epochs_to_steps(config.epochs, num_train, B, drop_last=True)
+        if config.warmup_steps is not None:
+            warmup = config.warmup_steps
+        else:
+            warmup = epochs_to_steps(config.warmup_epochs, num_train, B, drop_last=True)
+        if total < 1:
+            raise ConfigError(f"{config.epochs} epochs of {steps_per_epoch} steps is no "
+                              "step at all; train longer")
+        gamma = WarmupPolySchedule(config.peak_lr, total_steps=total, warmup_steps=warmup,
+                                   warmup_start_lr=config.warmup_start_lr,
+                                   power=config.poly_power, decay_clock=config.decay_clock)
+    return Schedule(gamma, total, warmup, steps_per_epoch)
+
+
+def make_optimizer(config: TrainConfig, schedule):
+    """SGD (paper form, Table 1), LARS (Algorithm 1, ICLR text) or a named LARS preset."""
+    name = config.optimizer
+    hyper = dict(momentum=config.momentum, weight_decay=config.weight_decay)
+    with user_input(f"optimizer {name!r}"):
+        if name == "sgd":
+            return SGD(schedule, **hyper)
+        if name == "lars":
+            return LARS(schedule, eta=config.eta, **hyper)
+        if name in PRESETS:
+            return build_preset(name, schedule, eta=config.eta, **hyper)
+    raise ConfigError(f"unknown optimizer {name!r}; choose sgd, lars, or a LARS preset: "
+                      f"{', '.join(PRESETS)}")
+
+
+def run_description(config: TrainConfig, model) -> dict:
+    """What a checkpoint must agree on to be resumed (see RESUME_KEYS)."""
+    description = {key: getattr(config, key) for key in RESUME_KEYS}
+    description["arrays"] = describe_arrays(model.state_dict())
+    return description
