@@ -117,3 +117,15 @@ def test_cli_writes_and_verifies(tmp_path, capsys):
 def test_missing_manifest_names_the_fix(tmp_path):
     with pytest.raises(ReferenceFileError, match="lars-ref vectors --out DIR"):
         load_vectors(tmp_path)
+
+
+def test_docs_reading_example_runs(tmp_path):
+    """The numpy + json example of docs/crosscheck.md reads, verifies and replays the files."""
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "crosscheck.md").read_text()
+    marker = doc.index("tested by tests/test_crosscheck_vectors.py::test_docs_reading_example_runs")
+    start = doc.index("```python\n", marker) + len("```python\n")
+    snippet = doc[start:doc.index("```", start)]
+    assert 'root = "ref"' in snippet
+    write_vectors(tmp_path, presets=["paper_iclr"], cases=[get_case("warmup_poly_wd")])
+    exec(snippet.replace('root = "ref"', f'root = {str(tmp_path)!r}'), {})

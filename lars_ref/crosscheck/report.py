@@ -114,7 +114,8 @@ def format_report(report: CheckReport, *, ranking_limit: int = 6, cases=CASES) -
     if report.error is not None:
         return "\n".join(header + [f"ADAPTER ERROR: {report.error}"]) + "\n"
     lines = header + [""] + _verdict_lines(report, cases)
-    if report.paper is not None and report.matches != [PAPER_PRESET]:
+    if report.paper is not None and PAPER_PRESET not in report.matches \
+            and report.ranking[0].preset != PAPER_PRESET:
         lines.append(f"Yours first departs from Algorithm 1 ({PAPER_PRESET}) at "
                      f"{_where(report.paper.first_divergence(report.tol))}.")
     lines += [""] + _step_table(report.ranking[0], report.tol)
