@@ -176,7 +176,8 @@ def cuda_graph_capture_ok(opt, params, grads, xp) -> str:
 
 def main(argv=None) -> int:
     """Time SGD vs LARS (and with ``--variants`` every preset); print ratios and host reads."""
-    parser = argparse.ArgumentParser(prog="lars-ref bench-optim", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="lars-ref bench-optim",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default="numpy", choices=("numpy", "cupy", "auto"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--steps", type=int, default=20, help="steps per timed run")

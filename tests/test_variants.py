@@ -109,7 +109,8 @@ def tf_model_garden(exclude_1d):
         excluded = exclude_1d and p.ndim <= 1
         if not excluded:
             g = g + BETA * p
-        ratio = 1.0 if excluded else ratio_or_one(norm(p), norm(g), lambda: ETA * norm(p) / norm(g))
+        wn, gn = norm(p), norm(g)
+        ratio = 1.0 if excluded else ratio_or_one(wn, gn, lambda: ETA * wn / gn)
         state["v"] = M * state.get("v", 0.0) + LRS[t] * ratio * g
         p -= state["v"]
     return update

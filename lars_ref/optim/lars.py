@@ -63,13 +63,13 @@ def local_lr(w, g, *, eta, weight_decay, lr=1.0, momentum=0.0, options: LarsOpti
     xp, o = get_xp(w, g), options
     beta, gamma = weight_decay, lr
     w_norm, g_norm = norms if norms is not None else (l2_norm(w), l2_norm(g))
-    if o.trust_denominator == "decayed_grad_norm":     # DEVIATION(trust_denominator): ||g + beta w||
+    if o.trust_denominator == "decayed_grad_norm":     # DEVIATION: ||g + beta w|| (optax)
         grad_term, decay_term = l2_norm(g + beta * w), 0.0
     elif o.trust_denominator == "grad_norm":           # DEVIATION(trust_denominator): ||g||
         grad_term, decay_term = g_norm, 0.0
     else:                                              # paper: ||g|| + beta ||w||
         grad_term, decay_term = g_norm, beta * w_norm
-    eta_l = eta if o.eta_in_local_lr else 1.0          # DEVIATION(eta_in_local_lr): v3 prints no eta
+    eta_l = eta if o.eta_in_local_lr else 1.0          # DEVIATION: v3 prints no eta in L4
     denominator = grad_term + decay_term + o.eps       # DEVIATION(eps) when eps > 0
     # [L4] lambda^l <- eta * ||w_t^l|| / (||g_t^l|| + beta * ||w_t^l||)   (0 where 0/0 or x/0)
     lam = safe_divide(eta_l * w_norm, denominator)
@@ -138,21 +138,26 @@ def lars_step(w, g, v, *, lr, momentum, weight_decay, eta, options: LarsOptions 
     _check_step_arguments(w, g, v, lr, lr_next, momentum, weight_decay, eta, o)
     m, beta = momentum, weight_decay
     # [L2] g_t^l <- grad L(w_t^l): given by the caller (the model's backward pass)
-    # [L3] gamma_t <- gamma_0 * (1 - t/T)^2: given by the caller (schedule(t))
+    # [L3] gamma_t <- gamma_0 * (1 - t/T)^2: given by the caller (lr = schedule(t))
     gamma_t = lr
-    gamma = lr_next if o.gamma_index == "t+1" else gamma_t     # DEVIATION(gamma_index)
+    gamma = lr_next if o.gamma_index == "t+1" else gamma_t     # DEVIATION(gamma_index): v3
     # [L4] lambda^l <- eta * ||w_t^l|| / (||g_t^l|| + beta * ||w_t^l||)
     if adapt:
-        lam, skipped = local_lr(w, g, eta=eta, weight_decay=beta, lr=gamma, momentum=m, options=o,
-                                norms=norms)
+        lam, skipped = local_lr(w, g, eta=eta, weight_decay=beta, lr=gamma, momentum=m,
+                                options=o, norms=norms)
     else:                                                      # DEVIATION(exclusions)
         lam, skipped = get_xp(w).ones((), dtype=w.dtype), False
-    # [L5] v_{t+1}^l <- m * v_t^l + gamma_t * lam^l * (g_t^l + beta * w_t^l)
-    u = decayed_gradient(w, g, beta, skipped, o)
-    increment = _factor(gamma, o.global_lr_in_buffer) * _factor(lam, o.local_lr_in_buffer) * u
-    v_next = _momentum_update(v, increment, m, gamma, lr_prev, first_step, o)
+    # [L5] v_{t+1}^l <- m * v_t^l + gamma_t * lambda^l * (g_t^l + beta * w_t^l)
+    u = decayed_gradient(w, g, beta, skipped, o)               # g_t^l + beta * w_t^l
+    if _momentum_as_printed(o):
+        v_next = m * v + gamma * lam * u
+    else:                                                      # DEVIATION(LR outside, ...)
+        v_next = _momentum_variants(v, u, m, gamma, lam, lr_prev, first_step, o)
     # [L6] w_{t+1}^l <- w_t^l - v_{t+1}^l
-    w_next = w - _weight_step(v_next, increment, m, gamma, lam, o)
+    if _step_as_printed(o):
+        w_next = w - v_next
+    else:                                                      # DEVIATION(nesterov, ...)
+        w_next = w - _step_variants(v_next, u, m, gamma, lam, o)
     return w_next, v_next, lam
 
 
@@ -171,31 +176,39 @@ def decayed_gradient(w, g, beta, skipped=False, options: LarsOptions = PAPER):
     return u
 
 
-def _factor(value, inside: bool):
-    """``value`` where the option puts it inside the buffer (L5), else 1."""
-    return value if inside else 1.0
+def _momentum_as_printed(o: LarsOptions) -> bool:
+    return (o.global_lr_in_buffer and o.local_lr_in_buffer and o.dampening == 0.0
+            and not o.momentum_correction and not o.buffer_starts_as_copy)
 
 
-def _momentum_update(v, increment, m, gamma, lr_prev, first_step, o: LarsOptions):
-    """[L5] ``v_{t+1} = m*v_t + increment``, with the momentum deviations."""
-    if m == 0.0:                                    # no buffer (PyTorch: dampening ignored)
-        return increment
-    if first_step and o.buffer_starts_as_copy:      # DEVIATION: PyTorch buf = clone(d_p)
+def _step_as_printed(o: LarsOptions) -> bool:
+    return o.global_lr_in_buffer and o.local_lr_in_buffer and not o.nesterov
+
+
+def _increment(u, gamma, lam, o: LarsOptions):
+    """What L5 adds to the buffer: ``gamma*lam*u``, minus the factors the options move out."""
+    inside = ((gamma if o.global_lr_in_buffer else 1.0)          # PyTorch: gamma outside
+              * (lam if o.local_lr_in_buffer else 1.0))          # tf.contrib: lam outside
+    return inside * u
+
+
+def _momentum_variants(v, u, m, gamma, lam, lr_prev, first_step, o: LarsOptions):
+    """[L5] ``v_{t+1} = m*v_t + increment`` with the momentum DEVIATIONs of the options."""
+    increment = _increment(u, gamma, lam, o)
+    if m == 0.0 or (first_step and o.buffer_starts_as_copy):   # PyTorch: buf = clone(d_p)
         return increment
     m_t = m
-    if o.momentum_correction and lr_prev:           # DEVIATION: MXNet m' = m gamma_t/gamma_{t-1}
+    if o.momentum_correction and lr_prev:           # MXNet: m' = m * gamma_t / gamma_{t-1}
         m_t = m * gamma / lr_prev
-    damped = increment if o.dampening == 0.0 else (1.0 - o.dampening) * increment
-    return m_t * v + damped
+    return m_t * v + (1.0 - o.dampening) * increment
 
 
-def _weight_step(v_next, increment, m, gamma, lam, o: LarsOptions):
-    """[L6] what is subtracted from w: ``v_{t+1}`` (paper), with the deviations."""
-    step = m * v_next + increment if o.nesterov else v_next      # DEVIATION(nesterov)
-    if o.global_lr_in_buffer and o.local_lr_in_buffer:
-        return step
-    # DEVIATION: LR outside the buffer (PyTorch) and/or lam outside (tf.contrib, NUS-HPC)
-    return _factor(gamma, not o.global_lr_in_buffer) * _factor(lam, not o.local_lr_in_buffer) * step
+def _step_variants(v_next, u, m, gamma, lam, o: LarsOptions):
+    """[L6] what is subtracted from w, with the nesterov / LR-outside DEVIATIONs."""
+    step = m * v_next + _increment(u, gamma, lam, o) if o.nesterov else v_next
+    outside = ((1.0 if o.global_lr_in_buffer else gamma)
+               * (1.0 if o.local_lr_in_buffer else lam))
+    return outside * step
 
 
 def _check_step_arguments(w, g, v, lr, lr_next, momentum, weight_decay, eta, o) -> None:
@@ -243,7 +256,8 @@ class LARS(NamedTensorOptimizer):
         check_momentum(momentum)
         check_weight_decay(weight_decay)
         check_eta(eta)
-        self.momentum, self.weight_decay, self.eta = float(momentum), float(weight_decay), float(eta)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.eta = float(eta)
         self.options = (options or PAPER).replace(**option_overrides)
         self._rules = {}                                      # name -> (adapt, beta), cached
 

@@ -122,7 +122,8 @@ class LarsOptions:
         for name in ("exclude_from_adaptation", "exclude_from_weight_decay"):
             patterns = getattr(self, name)
             if isinstance(patterns, str):
-                raise ValueError(f"{name} must be a tuple of patterns, got the string {patterns!r}")
+                raise ValueError(f"{name} must be a tuple of patterns, "
+                                 f"got the string {patterns!r}")
             object.__setattr__(self, name, tuple(patterns))
             for pattern in patterns:
                 re.compile(pattern)
@@ -130,7 +131,7 @@ class LarsOptions:
             raise ValueError(f"nesterov needs dampening=0, got dampening={self.dampening}")
 
     def replace(self, **changes) -> "LarsOptions":
-        """A copy with some fields changed; unknown names raise ValueError listing the valid ones."""
+        """A copy with some fields changed; an unknown name raises ValueError listing all."""
         unknown = sorted(set(changes) - set(option_names()))
         if unknown:
             raise ValueError(f"unknown LARS option(s) {', '.join(unknown)}; "

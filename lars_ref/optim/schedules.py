@@ -47,7 +47,8 @@ def _check_total_steps(T) -> None:
 
 def _check_warmup_steps(warmup_steps, T=None) -> None:
     if isinstance(warmup_steps, bool) or int(warmup_steps) != warmup_steps or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0, got warmup_steps={warmup_steps!r}")
+        raise ValueError(f"warmup_steps must be an integer >= 0, "
+                         f"got warmup_steps={warmup_steps!r}")
     if T is not None and warmup_steps > T:
         raise ValueError(f"warm-up longer than the run: warmup_steps={warmup_steps} > T={T}")
 
@@ -202,7 +203,8 @@ class WarmupPolySchedule:
         if not math.isfinite(self.power) or self.power <= 0:
             raise ValueError(f"power must be > 0, got power={self.power}")
         if self.decay_clock not in DECAY_CLOCKS:
-            raise ValueError(f"decay_clock must be one of {DECAY_CLOCKS}, got {self.decay_clock!r}")
+            raise ValueError(f"decay_clock must be one of {DECAY_CLOCKS}, "
+                             f"got {self.decay_clock!r}")
 
     def __call__(self, t: int) -> float:
         """Return ``gamma_t`` (a Python float) for the 0-based step ``t``."""

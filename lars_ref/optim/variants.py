@@ -78,7 +78,8 @@ _PRESET_LIST = [
            PAPER.replace(eps=1e-8, zero_norm_rule="skip", **_OUT),
            "used with trust_coefficient 0.001 by SwAV and VISSL"),
     Preset("torchlars", "eps 1e-8; lam = 1 on a zero norm (weight decay kept); LR outside the "
-           "buffer (wrapped torch SGD)", "kakaobrain/torchlars", "torchlars/lars.py, adaptive_lr.cc",
+           "buffer (wrapped torch SGD)", "kakaobrain/torchlars",
+           "torchlars/lars.py, adaptive_lr.cc",
            PAPER.replace(eps=1e-8, **_R1, **_OUT), "trust_coef 0.001, eps 1e-8"),
     Preset("timm", "eps 1e-8; lam = 1 on a zero norm; no adaptation where weight decay is 0; LR "
            "outside the buffer", "huggingface/pytorch-image-models", "timm/optim/lars.py (1.0.31)",
@@ -101,9 +102,10 @@ _PRESET_LIST = [
            "src/pl_bolts/optimizers/lars.py (>= 0.3.3; lightly copies it)",
            PAPER.replace(eps=1e-8, zero_norm_rule="skip", adapt_only_with_weight_decay=True,
                          **_OUT), "trust_coefficient 0.001, eps 1e-8, momentum 0, wd 0"),
-    Preset("barlow_twins", "denominator ||g + beta w||, no eps, lam = 1 on a zero norm, LR outside "
-           "the buffer, 1-D tensors excluded from both (Barlow Twins / DINO / VISSL)",
-           "facebookresearch/barlowtwins", "main.py (LARS); dino utils.py; vissl optimizers/lars.py",
+    Preset("barlow_twins", "denominator ||g + beta w||, no eps, lam = 1 on a zero norm, LR "
+           "outside the buffer, 1-D tensors excluded from both (Barlow Twins / DINO / VISSL)",
+           "facebookresearch/barlowtwins",
+           "main.py (LARS); dino utils.py; vissl optimizers/lars.py",
            PAPER.replace(**_DECAYED, **_NO_1D, global_lr_in_buffer=False),
            "eta 0.001, momentum 0.9; filters on in the training scripts"),
     Preset("tf_contrib", "never adds beta w to the update (L2 belongs in the loss); gamma_t and "
@@ -112,8 +114,8 @@ _PRESET_LIST = [
            PAPER.replace(add_weight_decay_to_update=False, global_lr_in_buffer=False,
                          local_lr_in_buffer=False, **_R1),
            "eeta 0.001, epsilon 0, momentum 0.9, weight_decay 1e-4"),
-    Preset("mlperf", "Algorithm 1 with lam = 1 on a zero norm, BN and bias (skip_list) given plain "
-           "momentum SGD without weight decay", "mlcommons/training",
+    Preset("mlperf", "Algorithm 1 with lam = 1 on a zero norm, BN and bias (skip_list) given "
+           "plain momentum SGD without weight decay", "mlcommons/training",
            "image_classification/tensorflow/official/resnet/mlperf_lars_optimizer.py",
            PAPER.replace(**_R1, **_NO_1D),
            "eeta 0.001, epsilon 0 (TF2 reference: silently 1e-7), momentum 0.9, wd 1e-4"),
