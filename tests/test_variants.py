@@ -217,3 +217,11 @@ def test_build_preset_overrides_and_rejects_unknown_names():
         build_preset("apex", 0.1, momentum=0.9, weight_decay=0.0, eta=0.02)
     with pytest.raises(ValueError, match="unknown LARS option"):
         build_preset("timm", 0.1, momentum=0.9, weight_decay=0.0, eta=0.02, clip=True)
+
+
+def test_every_option_is_documented_in_docs_algorithm1_md():
+    text = (DOC.parent / "algorithm1.md").read_text(encoding="utf-8")
+    missing = [name for name in option_names() if f"`{name}`" not in text]
+    assert not missing, f"docs/algorithm1.md lacks options {missing}"
+    for label in ("P ", "I ", "L1", "L2", "L3", "L4", "L5", "L6", "L7"):
+        assert f"\n{label}" in text
