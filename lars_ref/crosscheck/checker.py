@@ -258,10 +258,10 @@ def check(adapter, *, presets=None, cases=CASES, tol: float = MATCH_TOLERANCE,
     CheckReport
         With ``error`` set (and nothing raised) when the adapter is broken.
     """
-    adapter = as_adapter(adapter)
     presets, cases = list(PRESETS if presets is None else presets), tuple(cases)
     report = CheckReport(adapter_name(adapter), tol, tuple(c.name for c in cases))
     try:
+        adapter = as_adapter(adapter)
         foreign = {case.name: replay(adapter, case) for case in cases}
     except AdapterError as err:
         report.error = f"adapter {report.adapter!r}: {err}"

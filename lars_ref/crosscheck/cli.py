@@ -69,9 +69,13 @@ def resolve_adapter(spec: str):
 
 def crosscheck_main(argv=None) -> int:
     """``lars-ref crosscheck``: print the "which LARS is mine?" report; 0 when a preset matches."""
+    from lars_ref.optim import PRESETS
     parser = argparse.ArgumentParser(prog="lars-ref crosscheck",
                                      description="Identify a LARS implementation by replaying "
-                                     "the reference cases through it.")
+                                     "the reference cases through it.",
+                                     epilog="presets: " + ", ".join(PRESETS) +
+                                     " (docs/variants.md); protocol and file format: "
+                                     "docs/crosscheck.md")
     parser.add_argument("--adapter", required=True, help=ADAPTER_HELP)
     parser.add_argument("--tol", type=float, default=None, help="match tolerance (1e-9)")
     parser.add_argument("--no-explain", action="store_true",
