@@ -11,8 +11,8 @@ update of each step, ``dw_t = w_{t+1} - w_t``, tensor by tensor::
 rounding, 1 means "a completely different update" (e.g. a frozen tensor against a
 moving one). A case's deviation at step t is the largest over its tensors. A rule
 *matches* when every step of every case is within ``tol`` (default 1e-9; the
-smallest real difference the cases expose, eps = 1e-8 in a denominator, shows
-above 1e-7).
+smallest real difference the cases expose, eps = 1e-8 in a denominator, reaches
+1.9e-5, while foreign float64 code agrees to about 1e-14).
 
 Explaining: when no preset matches, each preset (the paper's Algorithm 1 first)
 is changed in ONE option at a time (:mod:`lars_ref.crosscheck.toggles`) and the
