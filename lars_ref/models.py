@@ -36,8 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lars_ref.nn import (LRN, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear,
-                         MaxPool2d, ReLU, ResidualBlock, Sequential)
+from lars_ref.nn import (LRN, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool,
+                         Linear, MaxPool2d, ReLU, ResidualBlock, Sequential)
 
 PAPER_IN_SHAPE = (3, 227, 227)
 PAPER_NUM_CLASSES = 1000
@@ -45,6 +45,9 @@ ALEXNET_WIDTHS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5"
                   "fc6": 4096, "fc7": 4096}
 SMALL_ALEXNET_WIDTH = 1 / 16
 RESNET_WIDTHS = (16, 32, 64)  # He et al. 2016, sec. 4.2: the three stages
+POOL_STRIDE = 2
+CONV1_PAPER = dict(conv1_kernel=11, conv1_stride=4, conv1_pad=0)
+CONV1_SMALL = dict(conv1_kernel=3, conv1_stride=1, conv1_pad=1)
 
 
 class AlexNetGeometry(NamedTuple):
@@ -56,20 +59,13 @@ class AlexNetGeometry(NamedTuple):
     pool5_size: int      # H = W after pool5; fc6 reads conv5 width * pool5_size**2
 
 
-POOL_STRIDE = 2
-CONV1_PAPER = dict(conv1_kernel=11, conv1_stride=4, conv1_pad=0)
-CONV1_SMALL = dict(conv1_kernel=3, conv1_stride=1, conv1_pad=1)
-
-
 def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=None,
             geometry="auto", dropout=0.5, seed=0, dtype=np.float32):
     """BVLC AlexNet with LRN (Krizhevsky et al. 2012; BVLC ``train_val.prototxt``).
 
-    ``conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4
-    conv5 relu5 pool5 flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8``. LRN: size 5,
-    alpha 1e-4, beta 0.75, k 1. Groups 2 in conv2, conv4, conv5. Init (BVLC):
-    Gaussian std 0.01 (0.005 for fc6/fc7); bias 0 for conv1, conv3, fc8 and 0.1
-    for conv2, conv4, conv5, fc6, fc7.
+    LRN: size 5, alpha 1e-4, beta 0.75, k 1. Groups 2 in conv2, conv4, conv5.
+    Init (BVLC): Gaussian std 0.01 (0.005 for fc6/fc7); bias 0 for conv1, conv3,
+    fc8 and 0.1 for conv2, conv4, conv5, fc6, fc7.
 
     Parameters
     ----------
@@ -89,27 +85,31 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
     -------
     Sequential on the host; input (N, C, H, W), output logits (N, num_classes).
     """
-    g, widths = _alexnet_plan(in_shape, geometry, width)
+    g, w = _alexnet_plan(in_shape, geometry, width)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1, bias_value=0.0):
-        return name, Conv2d(c_in, widths[name], kernel, stride=stride, pad=pad, groups=groups,
-                            weight_std=0.01, bias_value=bias_value, rng=rng, dtype=dtype)
+        return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
+                            groups=groups, weight_std=0.01, bias_value=bias_value,
+                            rng=rng, dtype=dtype)
 
-    w = widths
     return Sequential([
         conv("conv1", in_shape[0], g.conv1_kernel, g.conv1_stride, g.conv1_pad),
-        ("relu1", ReLU()), ("norm1", LRN(5, 1e-4, 0.75, 1.0)),
+        ("relu1", ReLU()),
+        ("norm1", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)),
         ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE)),
         conv("conv2", w["conv1"], 5, pad=2, groups=2, bias_value=0.1),
-        ("relu2", ReLU()), ("norm2", LRN(5, 1e-4, 0.75, 1.0)),
+        ("relu2", ReLU()),
+        ("norm2", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)),
         ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE)),
-        conv("conv3", w["conv2"], 3, pad=1), ("relu3", ReLU()),
-        conv("conv4", w["conv3"], 3, pad=1, groups=2, bias_value=0.1), ("relu4", ReLU()),
-        conv("conv5", w["conv4"], 3, pad=1, groups=2, bias_value=0.1), ("relu5", ReLU()),
+        conv("conv3", w["conv2"], 3, pad=1),
+        ("relu3", ReLU()),
+        conv("conv4", w["conv3"], 3, pad=1, groups=2, bias_value=0.1),
+        ("relu4", ReLU()),
+        conv("conv5", w["conv4"], 3, pad=1, groups=2, bias_value=0.1),
+        ("relu5", ReLU()),
         ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(widths, num_classes, dropout, rng, dropout_rng, dtype,
-                       fc8_bias=0.0),
+        *_alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.0),
     ])
 
 
@@ -118,36 +118,44 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
     """The authors' AlexNet-BN (nvcaffe ``models/alexnet_bn/train_val2.prototxt``).
 
     No LRN; BatchNorm *without* scale/shift at the inputs of conv2-conv5
-    (moving_average_fraction 0.9, eps 1e-4), named after the conv it feeds:
-    ``conv1 relu1 pool1 bn2 conv2 relu2 pool2 bn3 conv3 relu3 bn4 conv4 relu4
-    bn5 conv5 relu5 pool5 flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8``. Every
-    conv and fc keeps its bias. Init: Gaussian std 0.01 (0.005 for fc6/fc7);
-    bias 0.01 (0.1 for fc6/fc7). These initial norms are paper Table 2's
-    ``||w||`` row (with the ``.w``/``.b`` labels swapped, see
-    ``tests/test_models.py``). Arguments and return value as :func:`alexnet`.
+    (moving_average_fraction 0.9, eps 1e-4), each named after the conv it
+    feeds (bn2 ... bn5). Every conv and fc keeps its bias. Init: Gaussian std
+    0.01 (0.005 for fc6/fc7); bias 0.01 (0.1 for fc6/fc7). These initial norms
+    are paper Table 2's ``||w||`` row, with its ``.w``/``.b`` labels swapped
+    (see ``tests/test_models.py``). Arguments and return value as
+    :func:`alexnet`.
     """
-    g, widths = _alexnet_plan(in_shape, geometry, width)
+    g, w = _alexnet_plan(in_shape, geometry, width)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1):
-        return name, Conv2d(c_in, widths[name], kernel, stride=stride, pad=pad, groups=groups,
-                            weight_std=0.01, bias_value=0.01, rng=rng, dtype=dtype)
+        return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
+                            groups=groups, weight_std=0.01, bias_value=0.01, rng=rng,
+                            dtype=dtype)
 
     def bn(name, channels):
-        return name, BatchNorm(channels, affine=False, momentum=0.9, eps=1e-4, dtype=dtype)
+        return name, BatchNorm(channels, affine=False, momentum=0.9, eps=1e-4,
+                               dtype=dtype)
 
-    w = widths
     return Sequential([
         conv("conv1", in_shape[0], g.conv1_kernel, g.conv1_stride, g.conv1_pad),
-        ("relu1", ReLU()), ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE)),
-        bn("bn2", w["conv1"]), conv("conv2", w["conv1"], 5, pad=2, groups=2),
-        ("relu2", ReLU()), ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE)),
-        bn("bn3", w["conv2"]), conv("conv3", w["conv2"], 3, pad=1), ("relu3", ReLU()),
-        bn("bn4", w["conv3"]), conv("conv4", w["conv3"], 3, pad=1, groups=2), ("relu4", ReLU()),
-        bn("bn5", w["conv4"]), conv("conv5", w["conv4"], 3, pad=1, groups=2), ("relu5", ReLU()),
+        ("relu1", ReLU()),
+        ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE)),
+        bn("bn2", w["conv1"]),
+        conv("conv2", w["conv1"], 5, pad=2, groups=2),
+        ("relu2", ReLU()),
+        ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE)),
+        bn("bn3", w["conv2"]),
+        conv("conv3", w["conv2"], 3, pad=1),
+        ("relu3", ReLU()),
+        bn("bn4", w["conv3"]),
+        conv("conv4", w["conv3"], 3, pad=1, groups=2),
+        ("relu4", ReLU()),
+        bn("bn5", w["conv4"]),
+        conv("conv5", w["conv4"], 3, pad=1, groups=2),
+        ("relu5", ReLU()),
         ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(widths, num_classes, dropout, rng, dropout_rng, dtype,
-                       fc8_bias=0.01),
+        *_alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.01),
     ])
 
 
@@ -155,12 +163,13 @@ def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcu
            seed=0, dtype=np.float32):
     """CIFAR ResNet of depth 6n + 2 (He et al. 2016, sec. 4.2).
 
-    ``conv1 (3x3, 16 w) bn1 relu1``, then stages ``layer1``, ``layer2``,
-    ``layer3`` of n :class:`~lars_ref.nn.ResidualBlock` each with 16w, 32w, 64w
-    channels (w = ``width``; the first block of layer2 and layer3 has stride 2),
-    then ``pool`` (global average) and ``fc``. Convolutions have no bias; BN has
-    scale/shift (gamma 1, beta 0), momentum 0.9 (PyTorch's 0.1), eps 1e-5.
-    Every conv and the fc weight: He normal, std sqrt(2 / fan_in); fc bias 0.
+    ``conv1`` (3x3, 16w channels) ``bn1 relu1``, then stages ``layer1``,
+    ``layer2``, ``layer3`` of n :class:`~lars_ref.nn.ResidualBlock` each, with
+    16w, 32w, 64w channels (w = ``width``; the first block of layer2 and layer3
+    has stride 2), then ``pool`` (global average) and ``fc``. Convolutions have
+    no bias; BN has scale/shift (gamma 1, beta 0), momentum 0.9 (PyTorch's
+    0.1), eps 1e-5. Every conv and the fc weight: He normal, std
+    sqrt(2 / fan_in); fc bias 0.
 
     Parameters
     ----------
@@ -174,24 +183,30 @@ def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcu
         As for :func:`alexnet`.
     """
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"resnet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, ...), "
-                         f"got {depth}")
+        raise ValueError("resnet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, "
+                         f"...), got {depth}")
     _check_in_shape(in_shape)
     blocks_per_stage = (depth - 2) // 6
     stage_widths = [max(1, round(c * width)) for c in RESNET_WIDTHS]
     rng = np.random.default_rng(seed)
     c_in = stage_widths[0]
-    layers = [("conv1", Conv2d(in_shape[0], c_in, 3, pad=1, bias=False, rng=rng, dtype=dtype)),
-              ("bn1", BatchNorm(c_in, dtype=dtype)), ("relu1", ReLU())]
-    for stage, (c_out, first_stride) in enumerate(zip(stage_widths, (1, 2, 2)), start=1):
+    layers = [
+        ("conv1", Conv2d(in_shape[0], c_in, 3, pad=1, bias=False, rng=rng,
+                         dtype=dtype)),
+        ("bn1", BatchNorm(c_in, dtype=dtype)),
+        ("relu1", ReLU()),
+    ]
+    for stage, c_out in enumerate(stage_widths, start=1):
         blocks = []
         for index in range(blocks_per_stage):
-            stride = first_stride if index == 0 else 1
-            blocks.append((str(index), ResidualBlock(c_in, c_out, stride=stride,
-                                                     shortcut=shortcut, rng=rng, dtype=dtype)))
+            stride = 2 if (index == 0 and stage > 1) else 1
+            block = ResidualBlock(c_in, c_out, stride=stride, shortcut=shortcut,
+                                  rng=rng, dtype=dtype)
+            blocks.append((str(index), block))
             c_in = c_out
         layers.append((f"layer{stage}", Sequential(blocks)))
-    layers += [("pool", GlobalAvgPool()), ("fc", Linear(c_in, num_classes, rng=rng, dtype=dtype))]
+    layers.append(("pool", GlobalAvgPool()))
+    layers.append(("fc", Linear(c_in, num_classes, rng=rng, dtype=dtype)))
     return Sequential(layers)
 
 
@@ -215,7 +230,12 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
     dtype : numpy.float32 or numpy.float64
     xp : numpy or cupy module
     **options
-        Passed to the constructor (``depth``, ``shortcut``, ``geometry``, ``dropout``).
+        Passed to the constructor: ``depth``, ``shortcut``, ``geometry``,
+        ``dropout``.
+
+    Returns
+    -------
+    Sequential with its arrays on ``xp``.
     """
     match = re.fullmatch(r"resnet(\d+)", name)
     if match:
@@ -224,7 +244,8 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} "
                          "or resnet<depth>")
     if np.dtype(dtype) not in (np.float32, np.float64):
-        raise ValueError(f"build_model: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        raise ValueError("build_model: dtype must be float32 or float64, got "
+                         f"{np.dtype(dtype)}")
     if width is not None:
         options["width"] = width
     model = MODELS[name](num_classes=num_classes, in_shape=tuple(in_shape), seed=seed,
@@ -233,18 +254,21 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
 
 
 # ---------------------------------------------------------------------- helpers
-def _alexnet_head(widths, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
+def _alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
     """flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8 (shared by both AlexNets)."""
+    def fc(c_in, c_out, std, bias_value):
+        return Linear(c_in, c_out, weight_std=std, bias_value=bias_value, rng=rng,
+                      dtype=dtype)
+
     return [
         ("flatten", Flatten()),
-        ("fc6", Linear(widths["fc6_in"], widths["fc6"], weight_std=0.005, bias_value=0.1,
-                       rng=rng, dtype=dtype)),
-        ("relu6", ReLU()), ("drop6", Dropout(dropout, dropout_rng)),
-        ("fc7", Linear(widths["fc6"], widths["fc7"], weight_std=0.005, bias_value=0.1,
-                       rng=rng, dtype=dtype)),
-        ("relu7", ReLU()), ("drop7", Dropout(dropout, dropout_rng)),
-        ("fc8", Linear(widths["fc7"], num_classes, weight_std=0.01, bias_value=fc8_bias,
-                       rng=rng, dtype=dtype)),
+        ("fc6", fc(w["fc6_in"], w["fc6"], std=0.005, bias_value=0.1)),
+        ("relu6", ReLU()),
+        ("drop6", Dropout(dropout, dropout_rng)),
+        ("fc7", fc(w["fc6"], w["fc7"], std=0.005, bias_value=0.1)),
+        ("relu7", ReLU()),
+        ("drop7", Dropout(dropout, dropout_rng)),
+        ("fc8", fc(w["fc7"], num_classes, std=0.01, bias_value=fc8_bias)),
     ]
 
 
@@ -257,38 +281,41 @@ def _alexnet_plan(in_shape, geometry, width):
     _check_in_shape(in_shape)
     _, H, W = in_shape
     if H != W:
-        raise ValueError(f"alexnet: the input must be square, got in_shape {tuple(in_shape)}")
+        raise ValueError(f"alexnet: the input must be square, got {tuple(in_shape)}")
     if geometry == "auto":
         geometry = "paper" if H >= 128 else "small"
     if geometry not in ("paper", "small"):
-        raise ValueError(f"alexnet: geometry must be 'auto', 'paper' or 'small', got {geometry!r}")
-    conv1 = CONV1_PAPER if geometry == "paper" else CONV1_SMALL
+        raise ValueError("alexnet: geometry must be 'auto', 'paper' or 'small', got "
+                         f"{geometry!r}")
     if width is None:
         width = 1.0 if geometry == "paper" else SMALL_ALEXNET_WIDTH
+    conv1 = CONV1_PAPER if geometry == "paper" else CONV1_SMALL
     g = _alexnet_pools(H, conv1, in_shape)
-    widths = {name: max(2, 2 * round(c * width / 2)) for name, c in ALEXNET_WIDTHS.items()}
+    widths = {name: max(2, 2 * round(c * width / 2))  # even: two groups
+              for name, c in ALEXNET_WIDTHS.items()}
     widths["fc6_in"] = widths["conv5"] * g.pool5_size ** 2
     return g, widths
 
 
 def _alexnet_pools(H, conv1, in_shape):
-    """Follow the size through conv1 (floor) and the three pools; pick each pool window."""
-    size = (H + 2 * conv1["conv1_pad"] - conv1["conv1_kernel"]) // conv1["conv1_stride"] + 1
+    """Follow the size through conv1 (floor) and the pools; pick each pool window."""
+    k, stride, pad = conv1["conv1_kernel"], conv1["conv1_stride"], conv1["conv1_pad"]
+    size = (H + 2 * pad - k) // stride + 1
     sizes, windows = [size], []
     for _ in range(3):  # pool1, pool2, pool5 (conv2-conv5 keep the size)
         windows.append(3 if size % 2 else 2)  # odd: overlapping 3x3; even: 2x2
         size = (size - windows[-1]) // POOL_STRIDE + 1
         sizes.append(size)
         if size < 1:
-            raise ValueError(f"alexnet: input shape {tuple(in_shape)} is too small: spatial "
-                             f"sizes after conv1 and the pools would be {sizes}")
+            raise ValueError(f"alexnet: input shape {tuple(in_shape)} is too small: "
+                             f"spatial sizes after conv1 and the pools: {sizes}")
     return AlexNetGeometry(**conv1, pool_windows=tuple(windows), pool5_size=size)
 
 
 def _check_in_shape(in_shape):
     if len(in_shape) != 3 or not all(isinstance(n, (int, np.integer)) and n > 0
                                      for n in in_shape):
-        raise ValueError(f"in_shape must be (C, H, W) with positive ints, got {in_shape!r}")
+        raise ValueError(f"in_shape must be (C, H, W), positive ints; got {in_shape!r}")
 
 
 def _dropout_rng(seed):

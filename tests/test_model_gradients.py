@@ -47,7 +47,7 @@ def redraw_parameters(model, rng):
 
 
 def replay_dropout_masks(model):
-    """Give every Dropout a fresh Generator with the same seed: the same mask each forward."""
+    """Give every Dropout a fresh Generator of one seed: the same mask every forward."""
     for _, module in model.named_modules():
         if isinstance(module, nn.Dropout):
             module.rng = np.random.default_rng(DROPOUT_SEED)
@@ -87,8 +87,9 @@ def test_every_named_parameter_passes_directional_check(case):
     assert len(params) >= 16
     rng = np.random.default_rng(7)
     for name in params:
-        result = directional_check(lambda: loss_only(model, x, labels), {name: params[name]},
-                                   {name: grads[name]}, rng, h=1e-5)
+        result = directional_check(lambda: loss_only(model, x, labels),
+                                   {name: params[name]}, {name: grads[name]}, rng,
+                                   h=1e-5)
         assert abs(result.analytic) > 1e-6, f"{case} {name}: gradient too small to test"
         assert result.relative_error < 1e-6, f"{case} {name}: {result}"
 
@@ -105,7 +106,7 @@ def test_input_gradient_passes_directional_check(case):
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", ["alexnet_bn", "resnet8_option_b"])
 def test_cupy_forward_backward_matches_numpy(cupy_xp, case):
-    """Same host init, same batch, same dropout mask: CuPy and NumPy agree in float64."""
+    """Same host init, batch and dropout mask: CuPy and NumPy agree in float64."""
     host_model, x, labels = make_case(case)
     device_model, _, _ = make_case(case)
     device_model.to(cupy_xp)

@@ -1,4 +1,4 @@
-"""Tests of lars_ref.models: BVLC shapes, the paper's Table 2 norms, small variants, ResNet.
+"""Tests of lars_ref.models: BVLC shapes, paper Table 2 norms, small variants, ResNet.
 
 Expected numbers come from outside the code: the BVLC / nvcaffe prototxt files
 (shapes, init), paper Table 2 (printed norms), He et al. 2016 Table 6 (ResNet
@@ -56,7 +56,7 @@ def test_alexnet_bn_paper_size_shapes_match_bvlc(paper_alexnet_bn):
     assert list(shapes) == list(BVLC_ALEXNET_SHAPES)  # Table 2's order, stable
 
 
-def test_alexnet_bn_initial_norms_reproduce_table2_with_swapped_labels(paper_alexnet_bn):
+def test_alexnet_bn_init_norms_reproduce_table2_with_swapped_labels(paper_alexnet_bn):
     """||w|| at init is std * sqrt(count) (weights) or value * sqrt(count) (biases).
 
     The paper prints the weight norms under ".b" and the bias norms under ".w"
@@ -72,7 +72,7 @@ def test_alexnet_bn_initial_norms_reproduce_table2_with_swapped_labels(paper_ale
         norm = float(np.linalg.norm(p.astype(np.float64)))
         if kind == "b":
             assert norm == pytest.approx(closed_form, rel=1e-6), name
-        else:  # ||w||^2 / std^2 is chi-square(count): relative sd of ||w|| ~ 1/sqrt(2 count)
+        else:  # ||w||^2 / std^2 ~ chi-square(count): rel. sd of ||w|| ~ 1/sqrt(2 count)
             assert abs(norm / closed_form - 1) < 5 / math.sqrt(2 * p.size), name
         unswapped = TABLE2_PRINTED_NORMS[name]
         assert abs(norm / unswapped - 1) > 0.5, f"{name} would fit the label as printed"
@@ -164,7 +164,8 @@ def test_resnet_stage_shapes_and_he_init():
 
 def test_build_model_is_deterministic_in_the_seed():
     def state(seed):
-        return build_model("resnet8", num_classes=10, in_shape=(1, 8, 8), seed=seed).state_dict()
+        model = build_model("resnet8", num_classes=10, in_shape=(1, 8, 8), seed=seed)
+        return model.state_dict()
     a, b, c = state(0), state(0), state(1)
     assert all(np.array_equal(a[n], b[n]) for n in a)
     assert not np.array_equal(a["conv1.w"], c["conv1.w"])

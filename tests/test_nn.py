@@ -14,7 +14,7 @@ from lars_ref.gradcheck import numerical_gradient, relative_error
 
 
 def small_net(rng, dtype=np.float64):
-    """conv1 -> bn2 (no scale/shift) -> relu -> pool -> flatten -> fc; input (N, 3, 6, 6)."""
+    """conv1 -> bn2 (no scale/shift) -> relu -> pool -> flatten -> fc."""
     return nn.Sequential([
         ("conv1", nn.Conv2d(3, 4, 3, pad=1, bias_value=0.1, rng=rng, dtype=dtype)),
         ("bn2", nn.BatchNorm(4, affine=False, dtype=dtype)),
@@ -136,7 +136,8 @@ def test_batchnorm_without_affine_has_no_parameters():
 
 # ----------------------------------------------------------------------- state
 def test_state_dict_round_trip_reproduces_outputs(rng):
-    source, target = small_net(np.random.default_rng(1)), small_net(np.random.default_rng(2))
+    source = small_net(np.random.default_rng(1))
+    target = small_net(np.random.default_rng(2))
     x = rng.standard_normal((3, 3, 6, 6))
     source.forward(x, train=True)  # moves the running statistics off their start
     state = source.state_dict()
@@ -144,7 +145,8 @@ def test_state_dict_round_trip_reproduces_outputs(rng):
                            "bn2.running_mean", "bn2.running_var"]
     target_arrays = [a for _, a in target.named_parameters()]
     target.load_state_dict(state)
-    np.testing.assert_array_equal(target.forward(x, train=False), source.forward(x, train=False))
+    np.testing.assert_array_equal(target.forward(x, train=False),
+                                  source.forward(x, train=False))
     assert all(a is b for a, (_, b) in zip(target_arrays, target.named_parameters()))
     state["fc.w"][...] = 0.0  # a copy: the model is untouched
     assert source["fc"].params["w"].any()
@@ -178,7 +180,8 @@ def test_shape_error_names_the_layer_and_the_shapes(rng):
     model = nn.Sequential([("features", small_net(rng))])
     with pytest.raises(ShapeError, match=r"layer 'features\.conv1'.*\(2, 2, 6, 6\)"):
         model.forward(rng.standard_normal((2, 2, 6, 6)))
-    block = nn.Sequential([("layer1", nn.Sequential([("0", nn.ResidualBlock(3, 3, rng=rng))]))])
+    stage = nn.Sequential([("0", nn.ResidualBlock(3, 3, rng=rng))])
+    block = nn.Sequential([("layer1", stage)])
     with pytest.raises(ShapeError, match=r"layer 'layer1\.0\.conv1'.*\(1, 2, 4, 4\)"):
         block.forward(rng.standard_normal((1, 2, 4, 4)))
 
@@ -197,7 +200,7 @@ def test_dropout_is_identity_in_eval_and_replays_a_mask(rng):
     np.testing.assert_array_equal(drop.backward(np.ones_like(x)), 2.0 * kept)
 
 
-# ----------------------------------------------------------------------- conv floor mode
+# ----------------------------------------------------------------------- floor mode
 @pytest.mark.parametrize("kernel, stride, pad, size", [
     (3, 2, 1, 8),   # ResNet downsampling: the bottom/right padding row is never read
     (1, 2, 0, 8),   # option-B projection: odd rows/columns are skipped
@@ -214,12 +217,14 @@ def test_conv2d_floor_mode_matches_torch(rng, kernel, stride, pad, size):
     x_t = torch.tensor(x, requires_grad=True)
     w_t = torch.tensor(conv.params["w"], requires_grad=True)
     b_t = torch.tensor(conv.params["b"], requires_grad=True)
-    out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, stride=stride, padding=pad, groups=2)
+    out_t = torch.nn.functional.conv2d(x_t, w_t, b_t, stride=stride, padding=pad,
+                                       groups=2)
     out_t.backward(torch.tensor(dout))
     np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.grads["w"], w_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.grads["b"], b_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for name, tensor in (("w", w_t), ("b", b_t)):
+        np.testing.assert_allclose(conv.grads[name], tensor.grad.numpy(), rtol=1e-10,
+                                   atol=1e-12)
 
 
 def test_conv2d_floor_mode_input_gradient_by_finite_differences(rng):
@@ -246,9 +251,10 @@ def test_pad_shortcut_subsamples_and_appends_zero_channels(rng):
 
 @pytest.mark.parametrize("in_channels, out_channels, stride, shortcut", [
     (3, 3, 1, "A"), (2, 4, 2, "A"), (2, 4, 2, "B")])
-def test_residual_block_input_gradient(rng, in_channels, out_channels, stride, shortcut):
-    block = nn.ResidualBlock(in_channels, out_channels, stride=stride, shortcut=shortcut,
-                             rng=rng, dtype=np.float64)
+def test_residual_block_input_gradient(rng, in_channels, out_channels, stride,
+                                       shortcut):
+    block = nn.ResidualBlock(in_channels, out_channels, stride=stride,
+                             shortcut=shortcut, rng=rng, dtype=np.float64)
     x = rng.standard_normal((3, in_channels, 6, 6))
     out = block.forward(x)
     assert out.shape == (3, out_channels, 6 // stride, 6 // stride)
@@ -266,13 +272,16 @@ def test_residual_block_matches_torch(rng):
     out = block.forward(x)
     dout = rng.standard_normal(out.shape)
     dx = block.backward(dout)
-    tensors = {name: torch.tensor(p, requires_grad=True) for name, p in block.named_parameters()}
+    tensors = {name: torch.tensor(p, requires_grad=True)
+               for name, p in block.named_parameters()}
     x_t = torch.tensor(x, requires_grad=True)
 
     def conv_bn(h, conv, bn, stride, pad):
-        h = torch.nn.functional.conv2d(h, tensors[f"{conv}.w"], stride=stride, padding=pad)
-        return torch.nn.functional.batch_norm(h, None, None, tensors[f"{bn}.gamma"],
-                                              tensors[f"{bn}.beta"], training=True, eps=1e-5)
+        h = torch.nn.functional.conv2d(h, tensors[f"{conv}.w"], stride=stride,
+                                       padding=pad)
+        return torch.nn.functional.batch_norm(
+            h, None, None, tensors[f"{bn}.gamma"], tensors[f"{bn}.beta"],
+            training=True, eps=1e-5)
 
     main = torch.relu(conv_bn(x_t, "conv1", "bn1", 2, 1))
     main = conv_bn(main, "conv2", "bn2", 1, 1)

@@ -32,8 +32,9 @@ class Sequential(Module):
         names = [name for name, _ in self.layers]
         for name, module in self.layers:
             if not name or "." in name or not isinstance(module, Module):
-                raise ValueError(f"Sequential: child {name!r} must have a non-empty name "
-                                 f"without dots and be a Module, got {type(module).__name__}")
+                raise ValueError(f"Sequential: child {name!r} must have a non-empty "
+                                 "name without dots and be a Module, got "
+                                 f"{type(module).__name__}")
         if len(set(names)) != len(names):
             raise ValueError(f"Sequential: child names must be unique, got {names}")
         self.set_name("")
@@ -48,7 +49,8 @@ class Sequential(Module):
         for name, module in self.layers:
             if name == key:
                 return module
-        raise KeyError(f"Sequential has no child {key!r}; children: {[n for n, _ in self.layers]}")
+        names = [name for name, _ in self.layers]
+        raise KeyError(f"Sequential has no child {key!r}; children: {names}")
 
     def __len__(self):
         return len(self.layers)
@@ -64,12 +66,13 @@ class Sequential(Module):
         return dout
 
     def __repr__(self):
-        lines = [f"  ({name}): {module!r}".replace("\n", "\n  ") for name, module in self.layers]
+        lines = [f"  ({name}): {module!r}".replace("\n", "\n  ")
+                 for name, module in self.layers]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
 
 
 class PadShortcut(Module):
-    """He et al. (2016) option A shortcut: subsample by ``stride``, append zero channels.
+    """He et al. (2016) option A shortcut: subsample by ``stride``, add zero channels.
 
     (N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride)); channels
     C_in..C_out-1 are zeros (appended after the input channels, as
@@ -79,15 +82,18 @@ class PadShortcut(Module):
     def __init__(self, in_channels, out_channels, stride):
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(f"PadShortcut: out_channels={out_channels} < in_channels={in_channels}")
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+            raise ValueError(f"PadShortcut: out_channels={out_channels} < "
+                             f"in_channels={in_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride = stride
 
     def forward(self, x, train=True):
         xp = get_xp(x)
         self.cache = x.shape  # backward scatters dout back into an input-shaped array
         x_sub = x[:, :, ::self.stride, ::self.stride]
         N, _, H_out, W_out = x_sub.shape
-        zeros = xp.zeros((N, self.out_channels - self.in_channels, H_out, W_out), dtype=x.dtype)
+        extra_channels = self.out_channels - self.in_channels
+        zeros = xp.zeros((N, extra_channels, H_out, W_out), dtype=x.dtype)
         return xp.concatenate([x_sub, zeros], axis=1)
 
     def backward(self, dout):
@@ -129,22 +135,25 @@ class ResidualBlock(Module):
                  bn_momentum=0.9, bn_eps=1e-5, rng, dtype=np.float32):
         super().__init__()
         if shortcut not in ("A", "B"):
-            raise ValueError(f"ResidualBlock: shortcut must be 'A' or 'B', got {shortcut!r}")
+            raise ValueError(f"ResidualBlock: shortcut must be 'A' or 'B', "
+                             f"got {shortcut!r}")
         bn = dict(momentum=bn_momentum, eps=bn_eps, dtype=dtype)
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, pad=1, bias=False,
-                            rng=rng, dtype=dtype)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, pad=1,
+                            bias=False, rng=rng, dtype=dtype)
         self.bn1 = BatchNorm(out_channels, **bn)
         self.relu1 = ReLU()
         self.conv2 = Conv2d(out_channels, out_channels, 3, pad=1, bias=False, rng=rng,
                             dtype=dtype)
         self.bn2 = BatchNorm(out_channels, **bn)
         self.relu2 = ReLU()
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        self.shortcut_option = shortcut
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.shortcut_option = stride, shortcut
         self.shortcut = None  # identity
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = (PadShortcut(in_channels, out_channels, stride) if shortcut == "A"
-                             else _projection(in_channels, out_channels, stride, bn, rng))
+            if shortcut == "A":
+                self.shortcut = PadShortcut(in_channels, out_channels, stride)
+            else:
+                self.shortcut = _projection(in_channels, out_channels, stride, bn, rng)
         self.set_name("")
 
     def children(self):
@@ -154,8 +163,9 @@ class ResidualBlock(Module):
         return main + short + [("relu2", self.relu2)]
 
     def forward(self, x, train=True):
-        main = self.relu1.forward(self.bn1.forward(self.conv1.forward(x, train), train), train)
-        main = self.bn2.forward(self.conv2.forward(main, train), train)
+        main = self.bn1.forward(self.conv1.forward(x, train), train)
+        main = self.conv2.forward(self.relu1.forward(main, train), train)
+        main = self.bn2.forward(main, train)
         short = x if self.shortcut is None else self.shortcut.forward(x, train)
         return self.relu2.forward(main + short, train)
 

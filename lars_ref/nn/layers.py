@@ -70,14 +70,16 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0,
-                 groups=1, bias=True, weight_std=None, bias_value=0.0, rng, dtype=np.float32):
+                 groups=1, bias=True, weight_std=None, bias_value=0.0, rng,
+                 dtype=np.float32):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels="
-                             f"{out_channels} must both be divisible by groups={groups}")
+                             f"{out_channels} must be divisible by groups={groups}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.pad, self.groups = kernel_size, stride, pad, groups
-        self.floor_mode_shape = None  # input shape when the last forward used floor mode
+        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+        self.groups = groups
+        self.floor_mode_shape = None  # input shape if the last forward used floor mode
         w_shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         fan_in = w_shape[1] * kernel_size * kernel_size
         std = he_normal_std(fan_in) if weight_std is None else weight_std
@@ -94,9 +96,9 @@ class Conv2d(Module):
             x = pad_spatial(x, pad)[:, :, :used[0], :used[1]]
             pad = 0
         with self.layer_errors():
-            out, self.cache = F.conv2d_forward(x, self.params["w"], self.params.get("b"),
-                                               stride=self.stride, pad=pad,
-                                               groups=self.groups)
+            out, self.cache = F.conv2d_forward(
+                x, self.params["w"], self.params.get("b"), stride=self.stride, pad=pad,
+                groups=self.groups)
         return out
 
     def backward(self, dout):
@@ -126,14 +128,15 @@ class Conv2d(Module):
         """Scatter dL/d(used padded input) back to dL/dx: zeros where no window read."""
         N, C, H, W = self.floor_mode_shape
         p = self.pad
-        dx_padded = get_xp(dx_used).zeros((N, C, H + 2 * p, W + 2 * p), dtype=dx_used.dtype)
+        dx_padded = get_xp(dx_used).zeros((N, C, H + 2 * p, W + 2 * p),
+                                          dtype=dx_used.dtype)
         dx_padded[:, :, :dx_used.shape[2], :dx_used.shape[3]] = dx_used
         return dx_padded[:, :, p:p + H, p:p + W]
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, pad={self.pad}, groups={self.groups}, "
-                f"bias={'b' in self.params}")
+        return (f"{self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"pad={self.pad}, groups={self.groups}, bias={'b' in self.params}")
 
 
 class Linear(Module):
@@ -161,7 +164,8 @@ class Linear(Module):
 
     def forward(self, x, train=True):
         with self.layer_errors():
-            out, self.cache = F.linear_forward(x, self.params["w"], self.params.get("b"))
+            out, self.cache = F.linear_forward(x, self.params["w"],
+                                               self.params.get("b"))
         return out
 
     def backward(self, dout):
@@ -190,7 +194,9 @@ class ReLU(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout: in training, zero each entry with probability ``p``, scale the rest by 1/(1-p).
+    """Inverted dropout: zero entries with probability ``p`` in training.
+
+    Kept entries are multiplied by 1 / (1 - p), so evaluation needs no rescaling.
 
     Parameters
     ----------

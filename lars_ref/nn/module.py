@@ -31,11 +31,11 @@ from lars_ref.functional.errors import ShapeError
 
 
 class StateDictError(ValueError):
-    """A state dict does not match the model: a name is missing, extra, or has the wrong shape."""
+    """A state dict does not fit the model: a name missing or extra, a shape differs."""
 
 
 def join_name(prefix: str, name: str) -> str:
-    """Dotted name of ``name`` inside ``prefix`` (``join_name("layer1", "0") == "layer1.0"``)."""
+    """Dotted name of ``name`` inside ``prefix``: ("layer1", "0") -> "layer1.0"."""
     return f"{prefix}.{name}" if prefix else name
 
 
@@ -92,33 +92,33 @@ class Module:
             child.set_name(join_name(name, child_name))
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """Yield ``(dotted_name, module)`` for this module and every descendant, depth first."""
+        """Yield ``(dotted_name, module)`` for self and all descendants, depth first."""
         yield prefix, self
         for child_name, child in self.children():
             yield from child.named_modules(join_name(prefix, child_name))
 
     def named_parameters(self) -> Iterator[tuple[str, object]]:
-        """Yield ``(dotted_name, array)`` for every parameter (``conv1.w``, ``conv1.b``, ...)."""
+        """Yield ``(dotted_name, array)`` per parameter: ``conv1.w``, ``conv1.b``..."""
         for prefix, module in self.named_modules():
             for key, value in module.params.items():
                 yield join_name(prefix, key), value
 
     def named_grads(self) -> Iterator[tuple[str, object]]:
-        """Yield ``(dotted_name, array)`` for every gradient, same names and order as parameters."""
+        """Yield ``(dotted_name, array)`` per gradient, as :meth:`named_parameters`."""
         for prefix, module in self.named_modules():
             for key, value in module.grads.items():
                 yield join_name(prefix, key), value
 
     def named_buffers(self) -> Iterator[tuple[str, object]]:
-        """Yield ``(dotted_name, array)`` for every buffer (``bn2.running_mean``, ...)."""
+        """Yield ``(dotted_name, array)`` per buffer: ``bn2.running_mean``, ..."""
         for prefix, module in self.named_modules():
             for key, value in module.buffers.items():
                 yield join_name(prefix, key), value
 
     # ------------------------------------------------------------------ state
     def _init_grads(self) -> None:
-        """Allocate a zero gradient beside every parameter (same shape, dtype, device)."""
-        self.grads = {key: get_xp(value).zeros_like(value) for key, value in self.params.items()}
+        """Allocate a zero gradient beside each parameter (shape, dtype, device)."""
+        self.grads = {key: get_xp(p).zeros_like(p) for key, p in self.params.items()}
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (the arrays keep their identity)."""
@@ -146,7 +146,7 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy ``state`` (host or device arrays) into the parameters and buffers, in place.
+        """Copy ``state`` (host or device arrays) into parameters and buffers, in place.
 
         Every name must be present with the model's shape, and nothing else;
         otherwise :class:`StateDictError` names the first mismatch and nothing is
@@ -161,16 +161,20 @@ class Module:
     # ------------------------------------------------------------------ errors
     @contextlib.contextmanager
     def layer_errors(self):
-        """Re-raise a :class:`ShapeError` from an op with this layer's name prepended."""
+        """Re-raise a :class:`ShapeError` of an op with this layer's name prepended."""
         try:
             yield
         except ShapeError as err:
-            raise ShapeError(f"in layer '{self.name or '<root>'}' ({self!r}): {err}") from err
+            raise ShapeError(f"in layer {self.label()}: {err}") from err
+
+    def label(self) -> str:
+        """``'conv1' (Conv2d(3, 96, ...))``: dotted name and layer, for messages."""
+        return f"'{self.name or '<root>'}' ({self!r})"
 
     def _require_cache(self):
         if self.cache is None:
-            raise RuntimeError(f"layer '{self.name or '<root>'}' ({self!r}): backward() "
-                               "was called before forward()")
+            raise RuntimeError(f"layer {self.label()}: backward() was called before "
+                               "forward()")
         return self.cache
 
     def __repr__(self) -> str:
@@ -182,14 +186,15 @@ class Module:
 
 
 def _check_state_names_and_shapes(targets: dict, state: dict) -> None:
-    """Raise :class:`StateDictError` naming the first missing, extra or mis-shaped entry."""
+    """Raise :class:`StateDictError` naming the first missing, extra or bad entry."""
     for name, target in targets.items():
         if name not in state:
             raise StateDictError(f"load_state_dict: missing entry '{name}' "
                                  f"(expected shape {tuple(target.shape)})")
         if tuple(np.shape(state[name])) != tuple(target.shape):
-            raise StateDictError(f"load_state_dict: shape mismatch for '{name}': model has "
-                                 f"{tuple(target.shape)}, state dict has {tuple(np.shape(state[name]))}")
+            raise StateDictError(f"load_state_dict: shape mismatch for '{name}': model "
+                                 f"has {tuple(target.shape)}, state dict has "
+                                 f"{tuple(np.shape(state[name]))}")
     for name in state:
         if name not in targets:
             raise StateDictError(f"load_state_dict: unexpected entry '{name}' "

@@ -11,7 +11,7 @@ from lars_ref.nn.module import Module
 
 
 class BatchNorm(Module):
-    """Batch normalisation per channel over (N, H, W) (Ioffe and Szegedy 2015, Algorithm 1).
+    """Batch normalisation per channel over (N, H, W) (Ioffe and Szegedy 2015, Alg. 1).
 
     Parameters
     ----------

@@ -9,9 +9,11 @@ from lars_ref.nn.module import Module
 
 
 class MaxPool2d(Module):
-    """Max pooling over ``size`` x ``size`` windows, step ``stride`` (no padding, floor).
+    """Max pooling over ``size`` x ``size`` windows moved by ``stride``, no padding.
 
-    Input (N, C, H, W), output (N, C, (H - size) // stride + 1, (W - size) // stride + 1).
+    Input (N, C, H, W), output (N, C, Ho, Wo) with Ho = (H - size) / stride + 1,
+    which must be a whole number (windows tile the input exactly; the op raises
+    ShapeError otherwise).
     AlexNet uses overlapping pooling, size 3 and stride 2.
     """
 
@@ -34,7 +36,7 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling over ``size`` x ``size`` windows, step ``stride`` (no padding, floor)."""
+    """Average pooling over ``size`` x ``size`` windows moved by ``stride``."""
 
     def __init__(self, size, stride=None):
         super().__init__()
@@ -68,7 +70,7 @@ class GlobalAvgPool(Module):
 
 
 class Flatten(Module):
-    """(N, C, H, W) -> (N, C*H*W), C-order (channel slowest), as Caffe's InnerProduct reads it."""
+    """(N, C, H, W) -> (N, C*H*W), channel slowest, as Caffe's InnerProduct reads it."""
 
     def forward(self, x, train=True):
         self.cache = x.shape  # backward reshapes dout back to the input shape
