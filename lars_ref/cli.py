@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lars_ref.backend import BackendError
 from lars_ref.checkpoint import CheckpointError
 from lars_ref.config import ConfigError, TrainConfig
+from lars_ref.data.errors import DataError
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
@@ -61,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except (ConfigError, CheckpointError, BackendError, FileNotFoundError,
-            NotADirectoryError) as err:
+    except (ConfigError, CheckpointError, DataError, BackendError) as err:
         return _fail(err)
     except KeyboardInterrupt:
         print("lars-ref: interrupted; continue a train run with --resume",
@@ -166,6 +167,9 @@ def _add_train(commands) -> None:
     flag("--dataset", help="digits (built in), mnist, fashion_mnist, cifar10, ...")
     flag("--data-dir", help="where datasets live (default: $LARS_REF_DATA)")
     flag("--width", type=int, help="channels of the first layer (model size)")
+    flag("--init", choices=("as_built", "paper_gain"),
+         help="paper_gain: rescale small AlexNets' weights to the paper network's "
+              "std*sqrt(fan_in), so that plain SGD can train them")
     flag("--dtype", choices=("float32", "float64"))
     flag("--augment", action=argparse.BooleanOptionalAction, default=None,
          help="random crops and flips on the training images")
@@ -194,6 +198,11 @@ def _add_train(commands) -> None:
     flag("--checkpoint-every", type=int, help="epochs between checkpoints (default 1)")
     flag("--eval-every", type=int, help="epochs between test evaluations (default 1)")
     flag("--resume", action="store_true", help="continue from <out>/checkpoint.npz")
+    flag("--overwrite", action="store_true",
+         help="start over even if <out> holds the checkpoint of an earlier run")
+    flag("--blas-threads", type=int,
+         help="CPU threads of NumPy's BLAS (1 is fastest for small models on a "
+              "busy machine; default: the library's choice)")
     flag("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
 
@@ -216,8 +225,14 @@ def config_from_args(args) -> TrainConfig:
 
 
 def _cmd_train(args) -> int:
+    config = config_from_args(args)
     from lars_ref import train as training
-    result = training.train(config_from_args(args), resume=args.resume)
+    existing = training.checkpoint_path(config.out)
+    if not args.resume and not args.overwrite and os.path.exists(existing):
+        raise ConfigError(f"{existing} holds the checkpoint of an earlier run; continue "
+                          "it with --resume, start over with --overwrite, or pick "
+                          "another --out")
+    result = training.train(config, resume=args.resume)
     if result.diverged:
         print(f"lars-ref: {result.message}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -40,6 +40,7 @@ class TrainConfig:
     data_dir: str | None = None
     width: float | None = None  # width multiplier of the model (None: its default)
     dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
+    init: str = "as_built"      # or "paper_gain": AlexNet weights rescaled (train_setup)
     dtype: str = "float32"
     augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants
@@ -69,6 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 1   # epochs between checkpoints (also written at the end)
     eval_every: int = 1         # epochs between test-set evaluations
     progress: bool = True
+    blas_threads: int | None = None  # NumPy BLAS threads while training (None: default)
 
     # ------------------------------------------------------------------------------
     @classmethod
@@ -143,9 +145,13 @@ class TrainConfig:
             _check_positive_number("width", self.width)
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.init not in ("as_built", "paper_gain"):
+            raise ConfigError(f"init must be 'as_built' or 'paper_gain', got {self.init!r}")
         if self.decay_clock not in ("absolute", "after_warmup"):
             raise ConfigError("decay_clock must be 'absolute' or 'after_warmup', "
                               f"got {self.decay_clock!r}")
+        if self.blas_threads is not None:
+            _check_positive_int("blas_threads", self.blas_threads)
         for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
             _check_positive_int(name, getattr(self, name))
         return self

@@ -47,6 +47,7 @@ __all__ = ["train", "TrainResult", "DivergenceError", "forward_backward", "train
            "evaluate", "checkpoint_path"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_KEYS = ("run", "config", "step", "model", "optimizer", "data", "rng", "metrics")
 
 
 def checkpoint_path(out_dir: str) -> str:
@@ -108,7 +109,24 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None,
         run.restore()
     else:
         run.start_fresh()
-    return run.loop(stop_at_step)
+    with blas_threads(config.blas_threads):
+        return run.loop(stop_at_step)
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None):
+    """Limit NumPy's BLAS to ``count`` threads inside the block (None: no change).
+
+    Small matrix products run fastest on one thread; several BLAS threads
+    fighting over a busy CPU can be ten times slower.
+    """
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
 
 
 class Run:
@@ -140,6 +158,10 @@ class Run:
         """Load ``<out>/checkpoint.npz`` after checking it belongs to this run."""
         path = checkpoint_path(self.out_dir)
         state = load_checkpoint(path)
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(f"{path} is not a lars-ref training checkpoint (it "
+                                  f"lacks {', '.join(missing)})")
         check_compatible(state["run"], run_description(self.config, self.model), path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -249,11 +271,13 @@ class Run:
         rngs = {name: module.rng.bit_generator.state for name, module in
                 model.named_modules() if isinstance(getattr(module, "rng", None),
                                                     np.random.Generator)}
-        save_checkpoint(checkpoint_path(self.out_dir), {
-            "run": run_description(self.config, model), "config": self.config.to_dict(),
-            "step": self.optimizer.t, "model": model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "data": self.batches.state_dict(),
-            "rng": rngs, "metrics": self.metrics.state_dict()})
+        state = {"run": run_description(self.config, model), "config": self.config.to_dict(),
+                 "step": self.optimizer.t, "model": model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(),
+                 "data": self.batches.state_dict(), "rng": rngs,
+                 "metrics": self.metrics.state_dict()}
+        assert tuple(state) == CHECKPOINT_KEYS
+        save_checkpoint(checkpoint_path(self.out_dir), state)
         self.checkpoint_step = self.optimizer.t
 
     def _diverged(self, err: DivergenceError) -> str:
