@@ -170,7 +170,7 @@ def _epoch_means(result, layer: str, steps_per_epoch: int):
     """Per epoch, the mean local LR of ``layer`` over its diagnostics rows."""
     by_epoch: dict[int, list] = {}
     for row in result.layers:
-        if row["layer"] == layer:
+        if row["name"] == layer:
             by_epoch.setdefault(row["step"] // steps_per_epoch, []).append(row["local_lr"])
     epochs = sorted(by_epoch)
     return [e + 1 for e in epochs], [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
@@ -180,8 +180,8 @@ def plot_local_lr(results, out_dir: str) -> str:
     """Local LR lambda of the first and the last weight tensor in the LARS runs (Fig. 2)."""
     plt = _pyplot()
     lars_runs = [(run, result) for run, result in results if run.table == "lars"]
-    weights = [row["layer"] for row in lars_runs[0][1].layers
-               if row["step"] == 0 and row["layer"].endswith(".w")]
+    weights = [row["name"] for row in lars_runs[0][1].layers
+               if row["step"] == 0 and row["name"].endswith(".w")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, layer in zip(axes, (weights[0], weights[-1])):
         for run, result in lars_runs:

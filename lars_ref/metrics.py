@@ -6,7 +6,7 @@ Two small pieces used by :mod:`lars_ref.train`:
   arrays and copies them to the host in one transfer per logging interval, so
   the training step itself never waits for the GPU.
 * :class:`MetricsWriter` writes each stream (``steps``, ``epochs``, ``layers``)
-  to ``<name>.jsonl`` and ``<name>.csv``. Rows hold no wall-clock times, so two
+  to ``<name>.jsonl`` (NaN/Inf as ``null``) and ``<name>.csv`` (``nan``/``inf``). Rows hold no wall-clock times, so two
   runs with the same seed on the same machine write byte-identical files;
   timings go to a separate ``timings.jsonl``. It keeps every row in memory so
   that a checkpoint can hold "the metrics so far" and a resumed run rewrites the
@@ -17,11 +17,12 @@ Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
 
-from lars_ref.backend import get_xp, to_numpy
+from lars_ref.diagnostics import gather_scalars
 
 STREAMS = ("steps", "epochs", "layers")
 
@@ -42,22 +43,17 @@ class ScalarBuffer:
     def gather(self) -> list[dict]:
         """Return the queued rows with every device scalar as a Python float; empty the buffer.
 
-        All scalars of one name are stacked on the device and copied with one
-        ``to_numpy`` call, which is the only host synchronisation per interval.
+        All queued scalars are stacked on the device and copied with one transfer
+        (:func:`lars_ref.diagnostics.gather_scalars`), the only host
+        synchronisation per logging interval.
         """
-        if not self._rows:
-            return []
         rows, self._rows = self._rows, []
-        names = list(rows[0][1])
-        host_columns = {}
-        for name in names:
-            column = [device[name] for _, device in rows]
-            xp = get_xp(*column)
-            host_columns[name] = to_numpy(xp.stack([xp.asarray(v) for v in column]))
+        values = gather_scalars([v for _, device in rows for v in device.values()])
+        host = iter(values)
         gathered = []
-        for i, (host_fields, _) in enumerate(rows):
+        for host_fields, device in rows:
             row = dict(host_fields)
-            row.update({name: float(host_columns[name][i]) for name in names})
+            row.update({name: next(host) for name in device})
             gathered.append(row)
         return gathered
 
@@ -104,8 +100,10 @@ class MetricsWriter:
 
     def _append(self, stream, rows, columns, header):
         with open(self.path(stream, "jsonl"), "a", encoding="utf-8") as jsonl:
-            for row in rows:
-                jsonl.write(json.dumps(row) + "\n")
+            for row in rows:  # JSON has no NaN/Infinity: those become null
+                clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                         for k, v in row.items()}
+                jsonl.write(json.dumps(clean) + "\n")
         with open(self.path(stream, "csv"), "a", encoding="utf-8") as csv:
             if header:
                 csv.write(",".join(columns) + "\n")

@@ -10,8 +10,9 @@ Files written in ``config.out``:
 
 * ``steps.{jsonl,csv}``   per step: step t, epoch, lr gamma_t, loss, train_acc
 * ``epochs.{jsonl,csv}``  per epoch: train loss/accuracy, test loss/accuracy
-* ``layers.{jsonl,csv}``  every ``diag_every`` steps, per tensor: ||w||, ||g||,
-  local LR lambda (1 for SGD), ||update|| (paper Table 2, Fig. 2)
+* ``layers.{jsonl,csv}``  every ``diag_every`` steps, per tensor: ||w||, ||g||, their
+  ratio, local LR lambda (1 for SGD), ||update||, ||update||/||w||
+  (:mod:`lars_ref.diagnostics`; paper Table 2, Fig. 2)
 * ``timings.jsonl``       wall-clock seconds (kept out of the files above, so
   that two runs with one seed write byte-identical metrics)
 * ``config.json``, ``checkpoint.npz`` (see :mod:`lars_ref.checkpoint`)
@@ -38,9 +39,11 @@ from lars_ref.checkpoint import (CheckpointError, check_compatible, load_checkpo
                                  save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
+from lars_ref.diagnostics import DiagnosticsRecorder
 from lars_ref.metrics import MetricsWriter, ScalarBuffer
-from lars_ref.train_setup import (load_data, make_batches, make_model, make_optimizer,
-                                  make_schedule, run_description)
+from lars_ref.train_setup import (blas_threads, load_data, make_batches, make_model,
+                                  make_optimizer, make_schedule, progress_bar,
+                                  run_description, use_given_model)
 from lars_ref.train_step import DivergenceError, evaluate, forward_backward, train_step
 
 __all__ = ["train", "TrainResult", "DivergenceError", "forward_backward", "train_step",
@@ -83,7 +86,7 @@ class TrainResult:
                 f"checkpoint in {self.out_dir}")
 
 
-def train(config: TrainConfig, *, resume: bool = False, dataset=None,
+def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None,
           stop_at_step: int | None = None) -> TrainResult:
     """Train one model as ``config`` says, writing metrics and checkpoints to ``config.out``.
 
@@ -96,6 +99,10 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None,
         of an uninterrupted run bit for bit (on the CPU).
     dataset : lars_ref.data.Dataset, optional
         Use these arrays instead of loading ``config.dataset``.
+    model : lars_ref.nn.Module, optional
+        Train this model (built on the host, with ``config.dtype`` parameters)
+        instead of ``build_model(config.model, ...)``; ``config.model`` then only
+        names it in the checkpoint. It is moved to ``config.backend``.
     stop_at_step : int, optional
         Stop once ``t`` optimizer steps are done in total, write a checkpoint and
         return (an interruption on purpose); ``resume=True`` continues.
@@ -104,7 +111,7 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None,
     -------
     TrainResult
     """
-    run = Run(config.validate(), dataset=dataset)
+    run = Run(config.validate(), dataset=dataset, model=model)
     if resume:
         run.restore()
     else:
@@ -113,39 +120,26 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None,
         return run.loop(stop_at_step)
 
 
-@contextlib.contextmanager
-def blas_threads(count: int | None):
-    """Limit NumPy's BLAS to ``count`` threads inside the block (None: no change).
-
-    Small matrix products run fastest on one thread; several BLAS threads
-    fighting over a busy CPU can be ten times slower.
-    """
-    if count is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    with threadpool_limits(limits=count, user_api="blas"):
-        yield
-
-
 class Run:
     """The objects of one run and the bookkeeping between steps (see :func:`train`)."""
 
-    def __init__(self, config: TrainConfig, dataset=None):
+    def __init__(self, config: TrainConfig, dataset=None, model=None):
         self.config, self.out_dir = config, config.out
         self.xp = resolve_backend(config.backend)
         data = load_data(config, dataset)
         self.batches, self.x_test = make_batches(config, data)
         self.y_test = data.y_test
         self.schedule = make_schedule(config, len(data.x_train))
-        self.model = make_model(config, data, self.xp)
+        self.model = make_model(config, data, self.xp) if model is None else \
+            use_given_model(model, config, self.xp)
         self.optimizer = make_optimizer(config, self.schedule.gamma)
         self.dtype = np.dtype(config.dtype)
-        self.pending_steps, self.pending_layers = ScalarBuffer(), ScalarBuffer()
+        self.pending_steps = ScalarBuffer()
+        self.diagnostics = DiagnosticsRecorder(every=config.diag_every)
         self.metrics = None
         self.checkpoint_step = None  # t of the last checkpoint written or loaded
         self.diverged_at = None      # step whose gathered loss was NaN/Inf
+        self.current_epoch = 0       # epoch of the batch of the step in progress
 
     # ------------------------------------------------------------------ start
     def start_fresh(self) -> None:
@@ -189,7 +183,7 @@ class Run:
         message, diverged = "", False
         self._started = time.perf_counter()
         # Overflow on the way to a divergence is reported once, as a DivergenceError.
-        with _progress_bar(self.config, T, self.optimizer.t) as bar, \
+        with progress_bar(self.config, T, self.optimizer.t) as bar, \
                 np.errstate(over="ignore", invalid="ignore"):
             self.bar = bar
             try:
@@ -210,27 +204,27 @@ class Run:
     def _step(self) -> None:
         """One global batch: host -> device, k micro-batches, one update, queue metrics."""
         t, epoch = self.optimizer.t, self.batches.epoch
+        self.current_epoch = epoch
         x_host, y_host = self.batches.next_batch()
         x = to_device(x_host, self.xp).astype(self.dtype, copy=False)
         y = to_device(y_host, self.xp)
         loss, correct = train_step(self.model, self.optimizer, x, y, self.config.iter_size)
         self.pending_steps.add({"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
                                {"loss": loss, "train_acc": correct / len(y_host)})
-        if t % self.config.diag_every == 0:
-            for name, stats in self.optimizer.last_stats.items():
-                self.pending_layers.add({"step": t, "layer": name}, stats)
+        self.diagnostics.record(t, self.optimizer.last_stats)  # every diag_every steps
         if (t + 1) % self.config.log_every == 0:
             self._flush()
         if self.batches.epoch != epoch:  # that batch was the last of its epoch
             self._end_epoch(epoch + 1, final=self.optimizer.t == self.schedule.total_steps)
 
     def _flush(self) -> None:
-        """Gather the queued device scalars (one copy per column) and write them."""
+        """Gather the queued device scalars (one device-to-host copy) and write them."""
         rows = self.pending_steps.gather()
         finite = [math.isfinite(row["loss"]) for row in rows]
         good = rows if all(finite) else rows[:finite.index(False)]
         self.metrics.write("steps", good)
-        self.metrics.write("layers", self.pending_layers.gather())
+        self.metrics.write("layers", self.diagnostics.flush())
+        self.diagnostics.rows.clear()  # MetricsWriter keeps them
         if len(good) < len(rows):
             self.diverged_at = rows[len(good)]["step"]
             raise DivergenceError(f"the loss is {rows[len(good)]['loss']}")
@@ -286,25 +280,10 @@ class Run:
             self._flush()
         t = self.optimizer.t if self.diverged_at is None else self.diverged_at
         lr = self.schedule.gamma(t)
-        self.metrics.write("steps", [{"step": t, "epoch": self.batches.epoch, "lr": lr,
+        self.metrics.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
                                       "loss": float("nan"), "train_acc": float("nan")}])
         kept = ("no checkpoint was written before it" if self.checkpoint_step is None else
                 f"the last good checkpoint (step {self.checkpoint_step}) is kept in "
                 f"{checkpoint_path(self.out_dir)}")
         return (f"training diverged at step {t} (lr {lr:.4g}): {err}; {kept}. Lower the "
                 "learning rate, lengthen the warm-up, or use LARS")
-
-
-@contextlib.contextmanager
-def _progress_bar(config: TrainConfig, total: int, initial: int):
-    """A tqdm bar on stderr when it is a terminal and ``config.progress`` is on."""
-    from tqdm.auto import tqdm
-
-    enabled = config.progress and sys.stderr.isatty()
-    bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
-               desc=f"{config.model} {config.optimizer} B={config.batch_size}",
-               leave=False, dynamic_ncols=True)
-    try:
-        yield bar
-    finally:
-        bar.close()

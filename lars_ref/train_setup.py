@@ -10,6 +10,7 @@ Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -175,3 +176,43 @@ def run_description(config: TrainConfig, model) -> dict:
     description = {key: getattr(config, key) for key in RESUME_KEYS}
     description["arrays"] = describe_arrays(model.state_dict())
     return description
+
+
+def use_given_model(model, config: TrainConfig, xp):
+    """Check a user-built model's dtype against the config; move it to ``xp``."""
+    dtypes = {str(w.dtype) for _, w in model.named_parameters()}
+    if dtypes != {config.dtype}:
+        raise ConfigError(f"the given model has {', '.join(sorted(dtypes))} parameters "
+                          f"but config.dtype is {config.dtype!r}")
+    return model.to(xp)
+
+
+@contextlib.contextmanager
+def progress_bar(config: TrainConfig, total: int, initial: int):
+    """A tqdm bar on stderr when it is a terminal and ``config.progress`` is on."""
+    from tqdm import tqdm
+
+    enabled = config.progress and sys.stderr.isatty()
+    bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
+               desc=f"{config.model} {config.optimizer} B={config.batch_size}",
+               leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None):
+    """Limit NumPy's BLAS to ``count`` threads inside the block (None: no change).
+
+    Small matrix products run fastest on one thread; several BLAS threads
+    fighting over a busy CPU can be ten times slower.
+    """
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lars_ref.checkpoint import CheckpointError
-from lars_ref.config import TrainConfig
+from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data import load_dataset
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.nn import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
@@ -109,7 +109,8 @@ def digits():
 def _config(out, **changes):
     settings = dict(model="alexnet_bn", dataset="digits", optimizer="lars", lr=1.0,
                     batch_size=128, micro_batch=64, epochs=None, steps=15, warmup_steps=3,
-                    log_every=4, diag_every=3, out=str(out), progress=False)
+                    log_every=4, diag_every=3, out=str(out), progress=False,
+                    blas_threads=1)
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -188,3 +189,19 @@ def test_train_config_round_trip(tmp_path, straight_run):
     with open(os.path.join(straight_run.out_dir, "config.json")) as f:
         saved = json.load(f)
     assert TrainConfig.from_dict(saved) == copy.deepcopy(straight_run.config)
+
+
+def _mlp(seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return Sequential([("flatten", Flatten()), ("fc1", Linear(64, 32, rng=rng, dtype=dtype)),
+                       ("relu1", ReLU()), ("fc2", Linear(32, 10, rng=rng, dtype=dtype))])
+
+
+def test_train_accepts_a_user_built_model(tmp_path, digits):
+    model = _mlp(0)
+    result = train(_config(tmp_path, model="mlp", optimizer="sgd", lr=0.1, steps=4,
+                           warmup_steps=0), dataset=digits, model=model)
+    assert result.model is model and result.steps_done == 4
+    assert [row["name"] for row in result.layers[:4]] == ["fc1.w", "fc1.b", "fc2.w", "fc2.b"]
+    with pytest.raises(ConfigError, match="float64 parameters but config.dtype"):
+        train(_config(tmp_path, steps=4), dataset=digits, model=_mlp(0, np.float64))
