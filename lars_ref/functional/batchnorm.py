@@ -106,20 +106,21 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
     if train:
         m = x.size // x.shape[1]
         mu = x.mean(axis=axes, keepdims=True)                     # [BN Alg1 L1]
-        centred = x - mu
-        var = (centred * centred).mean(axis=axes, keepdims=True)  # [BN Alg1 L2]
+        x_hat = x - mu              # a fresh array: normalised in place below (L3)
+        var = (x_hat * x_hat).mean(axis=axes, keepdims=True)      # [BN Alg1 L2]
         new_running_mean = momentum * running_mean + (1 - momentum) * mu.reshape(-1)
         unbiased_var = var.reshape(-1) * (m / (m - 1))
         new_running_var = momentum * running_var + (1 - momentum) * unbiased_var
     else:
-        centred = x - _per_channel(running_mean, x)
+        x_hat = x - _per_channel(running_mean, x)
         var = _per_channel(running_var, x)
         new_running_mean, new_running_var = running_mean, running_var
     inv_std = 1 / xp.sqrt(var + eps)
-    x_hat = centred * inv_std                                     # [BN Alg1 L3]
-    out = x_hat if gamma is None else x_hat * _per_channel(gamma, x)  # [BN Alg1 L4]
+    x_hat *= inv_std                                              # [BN Alg1 L3]
+    # [BN Alg1 L4] y = gamma * x_hat + beta; out never aliases x_hat (kept for backward).
+    out = x_hat * _per_channel(gamma, x) if gamma is not None else x_hat.copy()
     if beta is not None:
-        out = out + _per_channel(beta, x)
+        out += _per_channel(beta, x)
     cache = BatchNormCache(x_hat, inv_std, gamma, beta is not None, train)
     return out, cache, new_running_mean, new_running_var
 
@@ -147,22 +148,31 @@ def batchnorm_backward(dout, cache: BatchNormCache):
               \\Big(\\hat{dx}_i - \\overline{\\hat{dx}}
               - \\hat{x}_i\\,\\overline{\\hat{dx}\\,\\hat{x}}\\Big)
 
-    so in each channel dx sums to zero (out ignores a shift of x) and
-    ``sum(dx * (x - mu)) = eps / (var + eps) * sum(dx_hat * x_hat)``, zero as eps -> 0
-    (out ignores a scaling of x). In evaluation mode the statistics are constants
-    and ``dx = dx_hat / sqrt(running_var + eps)``.
+    Since gamma is constant per channel, this is computed as
+    ``gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat))``, whose two
+    per-channel sums are also dbeta and dgamma. In each channel dx sums to zero (out
+    ignores a shift of x) and ``sum(dx * (x - mu)) = eps / (var + eps) *
+    sum(dx_hat * x_hat)``, zero as eps -> 0 (out ignores a scaling of x). In
+    evaluation mode the statistics are constants and
+    ``dx = dx_hat / sqrt(running_var + eps)``.
     """
     x_hat, inv_std, gamma, has_beta, train = cache
     axes = _reduce_axes(x_hat)
-    dx_hat = dout if gamma is None else dout * _per_channel(gamma, x_hat)
+    # Per channel: gamma / sqrt(var + eps), the factor from dx_hat to dx.
+    scale = inv_std if gamma is None else inv_std * _per_channel(gamma, x_hat)
+    sum_dout = dout.sum(axis=axes) if train or has_beta else None    # = dbeta
+    sum_dout_x_hat = ((dout * x_hat).sum(axis=axes)                  # = dgamma
+                      if train or gamma is not None else None)
     if train:
-        mean_dx_hat = dx_hat.mean(axis=axes, keepdims=True)
-        mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=axes, keepdims=True)
-        dx = inv_std * (dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat)
+        m = x_hat.size // x_hat.shape[1]
+        dx = x_hat * _per_channel(-sum_dout_x_hat / m, x_hat)   # a fresh array,
+        dx += dout                                               # finished in place:
+        dx -= _per_channel(sum_dout / m, x_hat)                  # dout - mean(dout)
+        dx *= scale                                              #  - x_hat*mean(dout*x_hat)
     else:
-        dx = dx_hat * inv_std
-    dgamma = None if gamma is None else (dout * x_hat).sum(axis=axes)
-    dbeta = dout.sum(axis=axes) if has_beta else None
+        dx = dout * scale
+    dgamma = sum_dout_x_hat if gamma is not None else None
+    dbeta = sum_dout if has_beta else None
     return dx, dgamma, dbeta
 
 
