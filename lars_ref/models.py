@@ -27,7 +27,7 @@ accepts only exact fits). Spatial sizes after conv1, pool1, pool2, pool5:
 227: 55, 27, 13, 6 (all windows 3, as BVLC); 32: 32, 16, 8, 4; 28: 28, 14, 7, 3;
 8: 8, 4, 2, 1. Inputs must be square.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ docs/architecture.md, section "Layers"; the layers wrap the op pairs of
 :mod:`lars_ref.functional`; the containers name their children so that every
 parameter has a stable dotted name (``conv1.w``, ``layer1.0.bn1.gamma``).
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from lars_ref.nn.containers import PadShortcut, ResidualBlock, Sequential
 from lars_ref.nn.layers import Conv2d, Dropout, Linear, ReLU, gaussian, he_normal_std

@@ -4,7 +4,7 @@ A container names its children, so parameters read ``conv1.w``,
 ``layer1.0.conv1.w``, ``layer2.0.shortcut.conv.w``, and it runs their forward in
 order and their backward in reverse order.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every layer with parameters draws them on the host from the NumPy Generator it
 is given (so CPU and GPU runs start bit-identical), in float64, then casts to
 ``dtype``; move a built model with ``model.to(xp)``. Shapes follow NCHW.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ Containers (:mod:`lars_ref.nn.containers`) give every module a dotted name
 ``conv1.w``, ``layer1.0.conv1.w`` and so on, in a stable order, and so that a
 shape error names the layer it happened in.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 

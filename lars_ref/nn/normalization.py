@@ -1,6 +1,6 @@
 """Normalisation layers: BatchNorm (with running statistics) and LRN.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class BatchNorm(Module):
     ``running_mean`` (C,) starting at 0 and ``running_var`` (C,) starting at 1;
     they change only in training mode and are what evaluation normalises with.
     The batch-versus-running rule and the variance estimator are those of
-    :func:`lars_ref.functional.batchnorm_forward`. Input and output (N, C, H, W).
+    :func:`lars_ref.functional.batchnorm_forward`. Input and output
+    (N, C, H, W), or (N, C) for features.
     """
 
     def __init__(self, num_channels, *, affine=True, momentum=0.9, eps=1e-5,

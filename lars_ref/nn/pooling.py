@@ -1,6 +1,6 @@
 """Parameter-free layers that change the spatial shape: pooling and flattening.
 
-Introduced in ``notebooks/02_layers_and_models.ipynb``.
+Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from __future__ import annotations
 
