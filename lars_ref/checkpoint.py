@@ -50,7 +50,8 @@ def _split_arrays(node, path: str, arrays: dict):
         return {key: _split_arrays(value, f"{path}/{key}" if path else key, arrays)
                 for key, value in node.items()}
     if isinstance(node, (list, tuple)):
-        return [_split_arrays(value, f"{path}/{i}", arrays) for i, value in enumerate(node)]
+        return [_split_arrays(value, f"{path}/{i}", arrays)
+                for i, value in enumerate(node)]
     if isinstance(node, np.generic):  # a NumPy scalar keeps its exact dtype
         arrays[path] = np.asarray(node)
         return {"__scalar__": path}
@@ -147,7 +148,8 @@ def load_checkpoint(path) -> dict:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"no checkpoint at {path!r}; train without --resume first")
+        raise CheckpointError(f"no checkpoint at {path!r}; train without --resume "
+                              "first")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -188,21 +190,26 @@ def check_compatible(saved_meta: dict, current_meta: dict, path: str = "checkpoi
             continue
         saved, current = saved_meta.get(key), current_meta.get(key)
         if saved != current:
-            differences.append(f"{key}: checkpoint has {saved!r}, this run has {current!r}")
+            differences.append(f"{key}: checkpoint has {saved!r}, "
+                               f"this run has {current!r}")
     saved_arrays = saved_meta.get("arrays", {})
     current_arrays = current_meta.get("arrays", {})
     missing = [n for n in current_arrays if n not in saved_arrays]
     extra = [n for n in saved_arrays if n not in current_arrays]
     if missing:
-        differences.append(f"tensors missing from the checkpoint: {', '.join(missing[:5])}")
+        differences.append("tensors missing from the checkpoint: "
+                           + ", ".join(missing[:5]))
     if extra:
         differences.append(f"tensors not in this model: {', '.join(extra[:5])}")
     for name in current_arrays:
-        if name in saved_arrays and list(saved_arrays[name]) != list(current_arrays[name]):
-            saved_dtype, saved_shape = saved_arrays[name]
-            dtype, shape = current_arrays[name]
+        if name not in saved_arrays:
+            continue
+        saved_dtype, saved_shape = saved_arrays[name]
+        dtype, shape = current_arrays[name]
+        if [saved_dtype, list(saved_shape)] != [dtype, list(shape)]:
             differences.append(f"tensor {name}: checkpoint has {saved_dtype} "
-                               f"{tuple(saved_shape)}, this model has {dtype} {tuple(shape)}")
+                               f"{tuple(saved_shape)}, this model has {dtype} "
+                               f"{tuple(shape)}")
     if differences:
         raise CheckpointError(f"cannot resume from {path}: " + "; ".join(differences)
                               + ". Use the same settings, or a new --out directory.")

@@ -56,7 +56,7 @@ FORWARDED = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lars-ref`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run ``lars-ref`` with ``argv`` (default: ``sys.argv[1:]``); return exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in FORWARDED:
         return _run_forwarded(argv[0], argv[1:])
@@ -194,7 +194,8 @@ def _add_train(commands) -> None:
     flag("--backend", choices=("numpy", "cupy", "auto"))
     flag("--out", help="output folder (default runs/train)")
     flag("--log-every", type=int, help="steps between loss gathers (default 10)")
-    flag("--diag-every", type=int, help="steps between per-layer LARS rows (default 10)")
+    flag("--diag-every", type=int,
+         help="steps between per-layer LARS rows (default 10)")
     flag("--checkpoint-every", type=int, help="epochs between checkpoints (default 1)")
     flag("--eval-every", type=int, help="epochs between test evaluations (default 1)")
     flag("--resume", action="store_true", help="continue from <out>/checkpoint.npz")
@@ -229,9 +230,9 @@ def _cmd_train(args) -> int:
     from lars_ref import train as training
     existing = training.checkpoint_path(config.out)
     if not args.resume and not args.overwrite and os.path.exists(existing):
-        raise ConfigError(f"{existing} holds the checkpoint of an earlier run; continue "
-                          "it with --resume, start over with --overwrite, or pick "
-                          "another --out")
+        raise ConfigError(f"{existing} holds the checkpoint of an earlier run; "
+                          "continue it with --resume, start over with --overwrite, "
+                          "or pick another --out")
     result = training.train(config, resume=args.resume)
     if result.diverged:
         print(f"lars-ref: {result.message}", file=sys.stderr)
@@ -243,10 +244,12 @@ def _cmd_train(args) -> int:
 def _add_download(commands) -> None:
     download = commands.add_parser(
         "download", help="fetch a dataset (hash-checked) into the data folder",
-        description=("Download the official files of a dataset and check their hashes.\n\n"
+        description=("Download the official files of a dataset and check their "
+                     "hashes.\n\n"
                      "example:  lars-ref download mnist --data-dir ~/data"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    download.add_argument("name", help="dataset name, e.g. mnist, fashion_mnist, cifar10")
+    download.add_argument("name",
+                          help="dataset name, e.g. mnist, fashion_mnist, cifar10")
     download.add_argument("--data-dir", help="target folder (default: $LARS_REF_DATA)")
     download.set_defaults(handler=_cmd_download)
 

@@ -40,13 +40,13 @@ class TrainConfig:
     data_dir: str | None = None
     width: float | None = None  # width multiplier of the model (None: its default)
     dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
-    init: str = "as_built"      # or "paper_gain": AlexNet weights rescaled (train_setup)
+    init: str = "as_built"      # or "paper_gain": AlexNets rescaled (train_setup)
     dtype: str = "float32"
     augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants
     optimizer: str = "sgd"
     lr: float = 0.02            # gamma_0, the peak (base) LR at batch_size
-    lr_base_batch: int | None = None  # if set, lr is the LR at this batch: scaled linearly
+    lr_base_batch: int | None = None  # if set, lr is given at this batch, then scaled
     momentum: float = 0.9       # m
     weight_decay: float = 5e-4  # beta (LARS) / lambda (SGD)
     eta: float = 0.001          # LARS trust coefficient
@@ -60,7 +60,7 @@ class TrainConfig:
     decay_clock: str = "absolute"  # poly clock: "absolute" (NVCaffe) or "after_warmup"
     # batching
     batch_size: int = 128       # B, the global batch of one optimizer step
-    micro_batch: int | None = None  # chunk size (Caffe batch_size); B / micro_batch = iter_size
+    micro_batch: int | None = None  # chunk size; iter_size = B / micro_batch (Caffe)
     # bookkeeping
     seed: int = 0
     backend: str = "numpy"
@@ -138,15 +138,18 @@ class TrainConfig:
         if self.lr_base_batch is not None:
             _check_positive_int("lr_base_batch", self.lr_base_batch)
         if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, "
+                              f"got {self.dtype!r}")
         if self.backend not in ("numpy", "cupy", "auto"):
-            raise ConfigError(f"backend must be numpy, cupy or auto, got {self.backend!r}")
+            raise ConfigError("backend must be numpy, cupy or auto, "
+                              f"got {self.backend!r}")
         if self.width is not None:
             _check_positive_number("width", self.width)
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.init not in ("as_built", "paper_gain"):
-            raise ConfigError(f"init must be 'as_built' or 'paper_gain', got {self.init!r}")
+            raise ConfigError("init must be 'as_built' or 'paper_gain', "
+                              f"got {self.init!r}")
         if self.decay_clock not in ("absolute", "after_warmup"):
             raise ConfigError("decay_clock must be 'absolute' or 'after_warmup', "
                               f"got {self.decay_clock!r}")
@@ -158,7 +161,7 @@ class TrainConfig:
 
 
 def read_json_object(path: str) -> dict:
-    """Read a JSON object from ``path``; raise :class:`ConfigError` when it is not one."""
+    """Read a JSON object from ``path``; raise :class:`ConfigError` if it is not one."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     try:

@@ -1,4 +1,4 @@
-"""``lars-ref demo``: the paper's Tables 1 and 3 and its Fig. 2, in miniature, on 8x8 digits.
+"""``lars-ref demo``: paper Tables 1 and 3 and Fig. 2 in miniature, on 8x8 digits.
 
 A small AlexNet-BN (the authors' layer order, widths / 16) is trained on
 scikit-learn's 8x8 digits (1437 training, 360 test images) for the same number
@@ -83,7 +83,7 @@ def demo_config(run: DemoRun, *, epochs: float, seed: int, out_dir: str,
 def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
              quick: bool = False, epochs: float | None = None, seed: int = 0,
              progress: bool = True) -> list[tuple[DemoRun, object]]:
-    """Train every demo run, print the tables, save the plots; return (run, result) pairs."""
+    """Train every demo run, print the tables, save the plots; return (run, result)."""
     runs = QUICK_RUNS if quick else DEFAULT_RUNS
     epochs = epochs or (QUICK_EPOCHS if quick else DEFAULT_EPOCHS)
     digits = load_dataset("digits")
@@ -96,20 +96,20 @@ def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
         results.append((run, train(config, dataset=digits)))
     tables = format_tables(results, epochs)
     if quick:
-        tables += "\n(--quick: a smoke test of a few seconds; its accuracies mean nothing)\n"
+        tables += "\n(--quick: a smoke test of seconds; its accuracies mean nothing)\n"
     print("\n" + tables)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "tables.md"), "w", encoding="utf-8") as f:
         f.write(tables)
     plots = [plot_accuracy(results, out_dir), plot_local_lr(results, out_dir)]
-    print(f"\n{len(results)} runs in {time.perf_counter() - started:.0f} s. Tables, plots "
-          f"({', '.join(os.path.basename(p) for p in plots)}) and per-run metrics are in "
-          f"{os.path.abspath(out_dir)}")
+    names = ", ".join(os.path.basename(p) for p in plots)
+    print(f"\n{len(results)} runs in {time.perf_counter() - started:.0f} s. Tables, "
+          f"plots ({names}) and per-run metrics are in {os.path.abspath(out_dir)}")
     return results
 
 
 def format_tables(results, epochs: float) -> str:
-    """Markdown tables in the shape of paper Tables 1 and 3: batch, base LR, warm-up, top-1."""
+    """Markdown tables shaped like paper Tables 1 and 3: batch, LR, warm-up, top-1."""
     titles = {"sgd": f"(a) SGD + linear LR scaling + warm-up (paper Table 1 shape), "
                      f"{epochs:g} epochs",
               "lars": f"(b) LARS, eta = 0.001 (paper Table 3 shape), {epochs:g} epochs"}
@@ -171,13 +171,15 @@ def _epoch_means(result, layer: str, steps_per_epoch: int):
     by_epoch: dict[int, list] = {}
     for row in result.layers:
         if row["name"] == layer:
-            by_epoch.setdefault(row["step"] // steps_per_epoch, []).append(row["local_lr"])
+            epoch = row["step"] // steps_per_epoch
+            by_epoch.setdefault(epoch, []).append(row["local_lr"])
     epochs = sorted(by_epoch)
-    return [e + 1 for e in epochs], [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
+    means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
+    return [e + 1 for e in epochs], means
 
 
 def plot_local_lr(results, out_dir: str) -> str:
-    """Local LR lambda of the first and the last weight tensor in the LARS runs (Fig. 2)."""
+    """Local LR lambda of the first and the last weight in the LARS runs (Fig. 2)."""
     plt = _pyplot()
     lars_runs = [(run, result) for run, result in results if run.table == "lars"]
     weights = [row["name"] for row in lars_runs[0][1].layers
@@ -185,7 +187,8 @@ def plot_local_lr(results, out_dir: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, layer in zip(axes, (weights[0], weights[-1])):
         for run, result in lars_runs:
-            epochs, mean_lambda = _epoch_means(result, layer, DIGITS_TRAIN // run.batch_size)
+            steps_per_epoch = DIGITS_TRAIN // run.batch_size
+            epochs, mean_lambda = _epoch_means(result, layer, steps_per_epoch)
             ax.plot(epochs, mean_lambda, marker=".", label=f"B={run.batch_size}")
         ax.set(xlabel="epoch", ylabel="local LR lambda (mean over the epoch)",
                yscale="log", title=f"LARS: eta ||w|| / (||g|| + beta ||w||) of {layer}")

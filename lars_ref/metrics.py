@@ -6,11 +6,12 @@ Two small pieces used by :mod:`lars_ref.train`:
   arrays and copies them to the host in one transfer per logging interval, so
   the training step itself never waits for the GPU.
 * :class:`MetricsWriter` writes each stream (``steps``, ``epochs``, ``layers``)
-  to ``<name>.jsonl`` (NaN/Inf as ``null``) and ``<name>.csv`` (``nan``/``inf``). Rows hold no wall-clock times, so two
-  runs with the same seed on the same machine write byte-identical files;
-  timings go to a separate ``timings.jsonl``. It keeps every row in memory so
-  that a checkpoint can hold "the metrics so far" and a resumed run rewrites the
-  files exactly as they were when the checkpoint was taken.
+  to ``<name>.jsonl`` (NaN/Inf as ``null``) and ``<name>.csv`` (``nan``/``inf``).
+  Rows hold no wall-clock times, so two runs with the same seed on the same
+  machine write byte-identical files; timings go to a separate
+  ``timings.jsonl``. It keeps every row in memory so that a checkpoint can hold
+  "the metrics so far" and a resumed run rewrites the files exactly as they
+  were when the checkpoint was taken.
 
 Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 """
@@ -41,7 +42,7 @@ class ScalarBuffer:
         self._rows.append((host_fields, device_scalars))
 
     def gather(self) -> list[dict]:
-        """Return the queued rows with every device scalar as a Python float; empty the buffer.
+        """Return the queued rows, device scalars as Python floats; empty the buffer.
 
         All queued scalars are stacked on the device and copied with one transfer
         (:func:`lars_ref.diagnostics.gather_scalars`), the only host
@@ -101,8 +102,8 @@ class MetricsWriter:
     def _append(self, stream, rows, columns, header):
         with open(self.path(stream, "jsonl"), "a", encoding="utf-8") as jsonl:
             for row in rows:  # JSON has no NaN/Infinity: those become null
-                clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                         for k, v in row.items()}
+                clean = {k: None if isinstance(v, float) and not math.isfinite(v)
+                         else v for k, v in row.items()}
                 jsonl.write(json.dumps(clean) + "\n")
         with open(self.path(stream, "csv"), "a", encoding="utf-8") as csv:
             if header:

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -50,7 +49,8 @@ __all__ = ["train", "TrainResult", "DivergenceError", "forward_backward", "train
            "evaluate", "checkpoint_path"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
-CHECKPOINT_KEYS = ("run", "config", "step", "model", "optimizer", "data", "rng", "metrics")
+CHECKPOINT_KEYS = ("run", "config", "step", "model", "optimizer", "data", "rng",
+                   "metrics")
 
 
 def checkpoint_path(out_dir: str) -> str:
@@ -60,7 +60,7 @@ def checkpoint_path(out_dir: str) -> str:
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` returns; ``epochs``/``steps``/``layers`` are the metric rows."""
+    """What :func:`train` returns; ``epochs``, ``steps``, ``layers``: metric rows."""
 
     config: TrainConfig
     out_dir: str
@@ -88,7 +88,7 @@ class TrainResult:
 
 def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None,
           stop_at_step: int | None = None) -> TrainResult:
-    """Train one model as ``config`` says, writing metrics and checkpoints to ``config.out``.
+    """Train one model as ``config`` says; write metrics and checkpoints to its ``out``.
 
     Parameters
     ----------
@@ -172,7 +172,8 @@ class Run:
         self._write_config()
 
     def _write_config(self) -> None:
-        with open(os.path.join(self.out_dir, "config.json"), "w", encoding="utf-8") as f:
+        path = os.path.join(self.out_dir, "config.json")
+        with open(path, "w", encoding="utf-8") as f:
             json.dump(self.config.to_dict(), f, indent=2, sort_keys=True)
             f.write("\n")
 
@@ -197,25 +198,28 @@ class Run:
             message = (f"stopped after step {stop} of {T} as asked; continue with "
                        "resume=True (lars-ref train --resume)")
         records = self.metrics.records
-        return TrainResult(self.config, self.out_dir, self.optimizer.t, records["epochs"],
-                           records["steps"], records["layers"], diverged, message,
-                           self.model, self.optimizer)
+        return TrainResult(self.config, self.out_dir, self.optimizer.t,
+                           records["epochs"], records["steps"], records["layers"],
+                           diverged, message, self.model, self.optimizer)
 
     def _step(self) -> None:
-        """One global batch: host -> device, k micro-batches, one update, queue metrics."""
+        """One global batch: host -> device, k micro-batches, one update, metrics."""
         t, epoch = self.optimizer.t, self.batches.epoch
         self.current_epoch = epoch
         x_host, y_host = self.batches.next_batch()
         x = to_device(x_host, self.xp).astype(self.dtype, copy=False)
         y = to_device(y_host, self.xp)
-        loss, correct = train_step(self.model, self.optimizer, x, y, self.config.iter_size)
-        self.pending_steps.add({"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
-                               {"loss": loss, "train_acc": correct / len(y_host)})
+        loss, correct = train_step(self.model, self.optimizer, x, y,
+                                   self.config.iter_size)
+        self.pending_steps.add(
+            {"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
+            {"loss": loss, "train_acc": correct / len(y_host)})
         self.diagnostics.record(t, self.optimizer.last_stats)  # every diag_every steps
         if (t + 1) % self.config.log_every == 0:
             self._flush()
         if self.batches.epoch != epoch:  # that batch was the last of its epoch
-            self._end_epoch(epoch + 1, final=self.optimizer.t == self.schedule.total_steps)
+            last = self.optimizer.t == self.schedule.total_steps
+            self._end_epoch(epoch + 1, final=last)
 
     def _flush(self) -> None:
         """Gather the queued device scalars (one device-to-host copy) and write them."""
@@ -229,7 +233,8 @@ class Run:
             self.diverged_at = rows[len(good)]["step"]
             raise DivergenceError(f"the loss is {rows[len(good)]['loss']}")
         if rows:
-            self.bar.set_postfix(loss=f"{rows[-1]['loss']:.4f}", lr=f"{rows[-1]['lr']:.4g}")
+            last = rows[-1]
+            self.bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.4g}")
 
     def _end_epoch(self, epochs_done, final: bool = False) -> None:
         """Epoch row (train means, test score), timing, and the periodic checkpoint."""
@@ -245,13 +250,13 @@ class Run:
             "train_loss": float(np.mean([r["loss"] for r in steps])),
             "train_acc": float(np.mean([r["train_acc"] for r in steps])),
             "test_loss": test_loss, "test_acc": test_acc}])
-        self.metrics.log_timing({"epoch": epochs_done, "step": t,
-                                 "wall_s": round(time.perf_counter() - self._started, 3)})
+        wall_s = round(time.perf_counter() - self._started, 3)
+        self.metrics.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
         if final or epochs_done % config.checkpoint_every == 0:
             self._save()
 
     def _finish(self) -> None:
-        """At the end of training (or at stop_at_step): last epoch row and checkpoint."""
+        """At the end of training (or at stop_at_step): last epoch row, checkpoint."""
         t, T = self.optimizer.t, self.schedule.total_steps
         epoch_rows = self.metrics.records["epochs"]
         if t == T and not (epoch_rows and epoch_rows[-1]["step"] == T):
@@ -265,9 +270,9 @@ class Run:
         rngs = {name: module.rng.bit_generator.state for name, module in
                 model.named_modules() if isinstance(getattr(module, "rng", None),
                                                     np.random.Generator)}
-        state = {"run": run_description(self.config, model), "config": self.config.to_dict(),
-                 "step": self.optimizer.t, "model": model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(),
+        state = {"run": run_description(self.config, model),
+                 "config": self.config.to_dict(), "step": self.optimizer.t,
+                 "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "data": self.batches.state_dict(), "rng": rngs,
                  "metrics": self.metrics.state_dict()}
         assert tuple(state) == CHECKPOINT_KEYS
@@ -282,8 +287,10 @@ class Run:
         lr = self.schedule.gamma(t)
         self.metrics.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
                                       "loss": float("nan"), "train_acc": float("nan")}])
-        kept = ("no checkpoint was written before it" if self.checkpoint_step is None else
-                f"the last good checkpoint (step {self.checkpoint_step}) is kept in "
-                f"{checkpoint_path(self.out_dir)}")
-        return (f"training diverged at step {t} (lr {lr:.4g}): {err}; {kept}. Lower the "
-                "learning rate, lengthen the warm-up, or use LARS")
+        if self.checkpoint_step is None:
+            kept = "no checkpoint was written before it"
+        else:
+            kept = (f"the last good checkpoint (step {self.checkpoint_step}) is kept "
+                    f"in {checkpoint_path(self.out_dir)}")
+        return (f"training diverged at step {t} (lr {lr:.4g}): {err}; {kept}. Lower "
+                "the learning rate, lengthen the warm-up, or use LARS")

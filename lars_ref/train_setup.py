@@ -17,10 +17,11 @@ import numpy as np
 
 from lars_ref.checkpoint import describe_arrays
 from lars_ref.config import ConfigError, TrainConfig
-from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats, eval_transform,
-                           load_dataset, train_transform)
+from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats,
+                           eval_transform, load_dataset, train_transform)
 from lars_ref.models import ALEXNET_WIDTHS, PAPER_IN_SHAPE, build_model
-from lars_ref.optim import LARS, PRESETS, SGD, WarmupPolySchedule, build_preset, epochs_to_steps
+from lars_ref.optim import (LARS, PRESETS, SGD, WarmupPolySchedule, build_preset,
+                            epochs_to_steps)
 
 OPTIMIZER_NAMES = ("sgd", "lars")
 # Settings that must match for --resume (the others may change, e.g. --epochs).
@@ -30,7 +31,7 @@ RESUME_KEYS = ("model", "dataset", "width", "dropout", "dtype", "optimizer",
 
 @contextlib.contextmanager
 def user_input(what: str):
-    """Re-raise a ValueError from a library constructor as a ConfigError about ``what``."""
+    """Re-raise a ValueError of a library constructor as a ConfigError on ``what``."""
     try:
         yield
     except ConfigError:
@@ -56,8 +57,9 @@ def load_data(config: TrainConfig, dataset: Dataset | None = None) -> Dataset:
             raise ConfigError(str(err)) from None
     num_train = len(dataset.x_train)
     if config.batch_size > num_train:
-        raise ConfigError(f"batch_size {config.batch_size} is larger than the {num_train} "
-                          f"training images of {config.dataset}; use at most {num_train}")
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the "
+                          f"{num_train} training images of {config.dataset}; use at "
+                          f"most {num_train}")
     return dataset
 
 
@@ -72,7 +74,8 @@ def make_batches(config: TrainConfig, dataset: Dataset):
     mean, std = channel_stats(dataset.x_train)
     channels, height = dataset.x_train.shape[1:3]
     if config.augment:  # crops of pad H/8 (4 on 32x32); flips only for colour images
-        transform = train_transform(mean, std, pad=max(1, height // 8), flip=channels == 3)
+        transform = train_transform(mean, std, pad=max(1, height // 8),
+                                    flip=channels == 3)
     else:
         transform = eval_transform(mean, std)
     batches = BatchIterator(dataset.x_train, dataset.y_train, config.batch_size,
@@ -91,14 +94,14 @@ def make_model(config: TrainConfig, dataset: Dataset, xp):
                             **options)
     if config.init == "paper_gain":
         if not config.model.startswith("alexnet"):
-            raise ConfigError(f"init 'paper_gain' is defined for alexnet and alexnet_bn, "
-                              f"not {config.model!r}; use init 'as_built'")
+            raise ConfigError("init 'paper_gain' is defined for alexnet and "
+                              f"alexnet_bn, not {config.model!r}; use init 'as_built'")
         match_paper_init_gain(model)
     return model
 
 
 def paper_alexnet_fan_in() -> dict:
-    """Fan-in of each AlexNet weight at the paper's size (BVLC, groups 2 in conv2/4/5)."""
+    """Fan-in of each AlexNet weight at the paper's size (BVLC; conv2/4/5: 2 groups)."""
     c = ALEXNET_WIDTHS
     return {"conv1": PAPER_IN_SHAPE[0] * 11 * 11, "conv2": c["conv1"] // 2 * 5 * 5,
             "conv3": c["conv2"] * 3 * 3, "conv4": c["conv3"] // 2 * 3 * 3,
@@ -148,16 +151,18 @@ def make_schedule(config: TrainConfig, num_train: int) -> Schedule:
         else:
             warmup = epochs_to_steps(config.warmup_epochs, num_train, B, drop_last=True)
         if total < 1:
-            raise ConfigError(f"{config.epochs} epochs of {steps_per_epoch} steps is no "
-                              "step at all; train longer")
-        gamma = WarmupPolySchedule(config.peak_lr, total_steps=total, warmup_steps=warmup,
+            raise ConfigError(f"{config.epochs} epochs of {steps_per_epoch} steps is "
+                              "no step at all; train longer")
+        gamma = WarmupPolySchedule(config.peak_lr, total_steps=total,
+                                   warmup_steps=warmup,
                                    warmup_start_lr=config.warmup_start_lr,
-                                   power=config.poly_power, decay_clock=config.decay_clock)
+                                   power=config.poly_power,
+                                   decay_clock=config.decay_clock)
     return Schedule(gamma, total, warmup, steps_per_epoch)
 
 
 def make_optimizer(config: TrainConfig, schedule):
-    """SGD (paper form, Table 1), LARS (Algorithm 1, ICLR text) or a named LARS preset."""
+    """SGD (paper form, Table 1), LARS (Algorithm 1, ICLR text) or a LARS preset."""
     name = config.optimizer
     hyper = dict(momentum=config.momentum, weight_decay=config.weight_decay)
     with user_input(f"optimizer {name!r}"):
@@ -167,8 +172,8 @@ def make_optimizer(config: TrainConfig, schedule):
             return LARS(schedule, eta=config.eta, **hyper)
         if name in PRESETS:
             return build_preset(name, schedule, eta=config.eta, **hyper)
-    raise ConfigError(f"unknown optimizer {name!r}; choose sgd, lars, or a LARS preset: "
-                      f"{', '.join(PRESETS)}")
+    raise ConfigError(f"unknown optimizer {name!r}; choose sgd, lars, or a LARS "
+                      f"preset: {', '.join(PRESETS)}")
 
 
 def run_description(config: TrainConfig, model) -> dict:

@@ -82,7 +82,7 @@ def _loss(logits, labels):
 
 
 def train_step(model, optimizer, x, y, iter_size: int = 1):
-    """Accumulate the gradient over ``iter_size`` micro-batches, then one optimizer step.
+    """Accumulate the gradient over ``iter_size`` micro-batches, then step once.
 
     Returns the device scalars ``(loss, correct)`` of :func:`forward_backward`.
     """

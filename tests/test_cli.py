@@ -15,8 +15,8 @@ TINY = ["--dataset", "digits", "--model", "alexnet_bn", "--batch-size", "64",
 
 def _run_module(*args, cwd=None):
     """Run ``python -m lars_ref ARGS`` in a subprocess; return the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "lars_ref", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "lars_ref", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def _user_error(capsys, argv):
@@ -54,7 +54,7 @@ def test_cli_user_error_in_subprocess_has_no_traceback(tmp_path):
     (["--model", "vgg99"], "unknown model 'vgg99'"),
     (["--dataset", "imagenet22k"], "unknown dataset 'imagenet22k'"),
     (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
-    (["--batch-size", "5000"], "batch_size 5000 is larger than the 1437 training images"),
+    (["--batch-size", "5000"], "batch_size 5000 is larger than the 1437 training"),
     (["--batch-size", "64", "--micro-batch", "10"], "micro_batch 10 does not divide"),
     (["--lr", "-1"], "lr must be a finite number >= 0"),
     (["--momentum", "1.5"], "momentum must be in [0, 1)"),
@@ -110,7 +110,8 @@ def test_cli_train_end_to_end_then_resume_incompatible(capsys, tmp_path):
 
 
 def test_cli_missing_forwarded_command_is_a_user_error(capsys, monkeypatch):
-    monkeypatch.setitem(cli.FORWARDED, "bench", ("lars_ref.no_such_module", "main", "x"))
+    missing = ("lars_ref.no_such_module", "main", "x")
+    monkeypatch.setitem(cli.FORWARDED, "bench", missing)
     assert "not available" in _user_error(capsys, ["bench", "--help"])
 
 
@@ -128,5 +129,6 @@ def test_cli_cupy_backend_without_gpu_is_a_user_error(capsys, tmp_path):
     from lars_ref.backend import gpu_available
     if gpu_available():
         pytest.skip("a GPU is available here")
-    line = _user_error(capsys, ["train", *TINY, "--out", str(tmp_path), "--backend", "cupy"])
+    line = _user_error(capsys, ["train", *TINY, "--out", str(tmp_path),
+                                "--backend", "cupy"])
     assert "cupy" in line.lower()

@@ -8,13 +8,15 @@ import os
 import numpy as np
 import pytest
 
+from lars_ref.backend import gpu_available
 from lars_ref.checkpoint import CheckpointError
 from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data import load_dataset
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.nn import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from lars_ref.optim import LARS, SGD
-from lars_ref.train import checkpoint_path, evaluate, forward_backward, train, train_step
+from lars_ref.train import (checkpoint_path, evaluate, forward_backward, train,
+                            train_step)
 
 METRIC_FILES = [f"{stream}.{ext}" for stream in ("steps", "epochs", "layers")
                 for ext in ("jsonl", "csv")]
@@ -42,14 +44,17 @@ def _batch(B=12, seed=1):
     lambda: SGD(0.5, momentum=0.9, weight_decay=5e-4),
     lambda: LARS(2.0, momentum=0.9, weight_decay=5e-4, eta=0.01)])
 @pytest.mark.parametrize("iter_size", [2, 3, 4])
-def test_train_step_micro_batches_equal_whole_batch_without_bn(make_optimizer, iter_size):
+def test_train_step_micro_batches_equal_whole_batch_without_bn(make_optimizer,
+                                                               iter_size):
     x, y = _batch()
     whole, chunked = _convnet(0), _convnet(0)
     opt_whole, opt_chunked = make_optimizer(), make_optimizer()
     for _ in range(2):  # two steps, so the momentum buffers are involved too
         loss_whole, correct_whole = train_step(whole, opt_whole, x, y, iter_size=1)
-        loss_chunked, correct_chunked = train_step(chunked, opt_chunked, x, y, iter_size)
-    for (name, w), (_, w_chunked) in zip(whole.named_parameters(), chunked.named_parameters()):
+        loss_chunked, correct_chunked = train_step(chunked, opt_chunked, x, y,
+                                                   iter_size)
+    pairs = zip(whole.named_parameters(), chunked.named_parameters())
+    for (name, w), (_, w_chunked) in pairs:
         np.testing.assert_allclose(w_chunked, w, rtol=1e-12, atol=1e-12, err_msg=name)
     assert abs(float(loss_chunked) - float(loss_whole)) < 1e-12
     assert int(correct_chunked) == int(correct_whole)
@@ -60,7 +65,7 @@ def test_forward_backward_with_bn_is_mean_of_per_chunk_gradients():
     model, reference = _convnet(0, batchnorm=True), _convnet(0, batchnorm=True)
     forward_backward(model, x, y, iter_size=2)
     chunk_grads = []
-    for chunk in (slice(0, 4), slice(4, 8)):  # each chunk alone, BN on its own statistics
+    for chunk in (slice(0, 4), slice(4, 8)):  # each chunk alone, BN on its own stats
         reference.zero_grad()
         logits = reference.forward(x[chunk], train=True)
         reference.backward(softmax_cross_entropy(logits, y[chunk])[1])
@@ -108,7 +113,8 @@ def digits():
 
 def _config(out, **changes):
     settings = dict(model="alexnet_bn", dataset="digits", optimizer="lars", lr=1.0,
-                    batch_size=128, micro_batch=64, epochs=None, steps=15, warmup_steps=3,
+                    batch_size=128, micro_batch=64, epochs=None, steps=15,
+                    warmup_steps=3,
                     log_every=4, diag_every=3, out=str(out), progress=False,
                     blas_threads=1)
     settings.update(changes)
@@ -131,7 +137,8 @@ def test_train_writes_metrics_checkpoint_and_schedule(straight_run):
     assert [row["epoch"] for row in result.epochs] == [1, round(15 / 11, 6)]
     # warm-up from 0 over 3 steps to gamma_0 = 1, then (1 - t/15)^2 (absolute clock)
     expected = [t / 3 for t in range(3)] + [(1 - t / 15) ** 2 for t in range(3, 15)]
-    np.testing.assert_allclose([row["lr"] for row in result.steps], expected, rtol=1e-12)
+    lrs = [row["lr"] for row in result.steps]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
     assert sorted({row["step"] for row in result.layers}) == [0, 3, 6, 9, 12]
     assert len(result.layers) == 5 * 16  # 16 named tensors in AlexNet-BN
     with open(os.path.join(out, "steps.csv")) as f:
@@ -146,7 +153,8 @@ def test_train_same_seed_gives_identical_metric_files(straight_run, tmp_path, di
 
 
 @pytest.mark.parametrize("stop", [7, 11])  # mid-epoch, and at the epoch boundary
-def test_train_interrupt_and_resume_is_bit_identical(straight_run, tmp_path, digits, stop):
+def test_train_interrupt_and_resume_is_bit_identical(straight_run, tmp_path, digits,
+                                                     stop):
     config = _config(tmp_path)
     first = train(config, dataset=digits, stop_at_step=stop)
     assert first.steps_done == stop and "resume" in first.message
@@ -193,8 +201,9 @@ def test_train_config_round_trip(tmp_path, straight_run):
 
 def _mlp(seed, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    return Sequential([("flatten", Flatten()), ("fc1", Linear(64, 32, rng=rng, dtype=dtype)),
-                       ("relu1", ReLU()), ("fc2", Linear(32, 10, rng=rng, dtype=dtype))])
+    return Sequential([("flatten", Flatten()),
+                       ("fc1", Linear(64, 32, rng=rng, dtype=dtype)), ("relu1", ReLU()),
+                       ("fc2", Linear(32, 10, rng=rng, dtype=dtype))])
 
 
 def test_train_accepts_a_user_built_model(tmp_path, digits):
@@ -202,6 +211,23 @@ def test_train_accepts_a_user_built_model(tmp_path, digits):
     result = train(_config(tmp_path, model="mlp", optimizer="sgd", lr=0.1, steps=4,
                            warmup_steps=0), dataset=digits, model=model)
     assert result.model is model and result.steps_done == 4
-    assert [row["name"] for row in result.layers[:4]] == ["fc1.w", "fc1.b", "fc2.w", "fc2.b"]
+    names = [row["name"] for row in result.layers[:4]]
+    assert names == ["fc1.w", "fc1.b", "fc2.w", "fc2.b"]
     with pytest.raises(ConfigError, match="float64 parameters but config.dtype"):
         train(_config(tmp_path, steps=4), dataset=digits, model=_mlp(0, np.float64))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a usable GPU")
+def test_train_on_cupy_matches_numpy_in_float64(tmp_path, digits):
+    runs = {}
+    for backend in ("numpy", "cupy"):
+        config = _config(tmp_path / backend, backend=backend, dtype="float64", steps=4,
+                         dropout=0.0)
+        runs[backend] = train(config, dataset=digits)
+    expected = runs["numpy"].model.state_dict()
+    for name, array in runs["cupy"].model.state_dict().items():
+        np.testing.assert_allclose(array, expected[name], rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+    losses = [[row["loss"] for row in runs[b].steps] for b in ("numpy", "cupy")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-9)
