@@ -24,6 +24,7 @@ import math
 import os
 
 DTYPES = ("float32", "float64")
+INITS = ("auto", "as_built", "paper_gain")
 
 
 class ConfigError(ValueError):
@@ -40,7 +41,7 @@ class TrainConfig:
     data_dir: str | None = None
     width: float | None = None  # width multiplier of the model (None: its default)
     dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
-    init: str = "as_built"      # or "paper_gain": AlexNets rescaled (train_setup)
+    init: str = "auto"          # AlexNets: "paper_gain", others: "as_built"
     dtype: str = "float32"
     augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants
@@ -147,8 +148,8 @@ class TrainConfig:
             _check_positive_number("width", self.width)
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.init not in ("as_built", "paper_gain"):
-            raise ConfigError("init must be 'as_built' or 'paper_gain', "
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, "
                               f"got {self.init!r}")
         if self.decay_clock not in ("absolute", "after_warmup"):
             raise ConfigError("decay_clock must be 'absolute' or 'after_warmup', "

@@ -23,7 +23,6 @@ from lars_ref.models import ALEXNET_WIDTHS, PAPER_IN_SHAPE, build_model
 from lars_ref.optim import (LARS, PRESETS, SGD, WarmupPolySchedule, build_preset,
                             epochs_to_steps)
 
-OPTIMIZER_NAMES = ("sgd", "lars")
 # Settings that must match for --resume (the others may change, e.g. --epochs).
 RESUME_KEYS = ("model", "dataset", "width", "dropout", "dtype", "optimizer",
                "batch_size", "seed", "augment")
@@ -92,8 +91,9 @@ def make_model(config: TrainConfig, dataset: Dataset, xp):
                             in_shape=dataset.x_train.shape[1:], width=config.width,
                             seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
                             **options)
-    if config.init == "paper_gain":
-        if not config.model.startswith("alexnet"):
+    is_alexnet = config.model in ("alexnet", "alexnet_bn")
+    if config.init == "paper_gain" or (config.init == "auto" and is_alexnet):
+        if not is_alexnet:
             raise ConfigError("init 'paper_gain' is defined for alexnet and "
                               f"alexnet_bn, not {config.model!r}; use init 'as_built'")
         match_paper_init_gain(model)
