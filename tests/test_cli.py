@@ -132,3 +132,16 @@ def test_cli_cupy_backend_without_gpu_is_a_user_error(capsys, tmp_path):
     line = _user_error(capsys, ["train", *TINY, "--out", str(tmp_path),
                                 "--backend", "cupy"])
     assert "cupy" in line.lower()
+
+
+def test_cli_download_user_errors(capsys, monkeypatch):
+    monkeypatch.delenv("LARS_REF_DATA", raising=False)
+    assert "cannot download 'digits'" in _user_error(capsys, ["download", "digits"])
+    assert "LARS_REF_DATA" in _user_error(capsys, ["download", "mnist"])
+
+
+def test_cli_diverged_run_exits_3_with_a_message(capsys, tmp_path):
+    status = cli.main(["train", *TINY, "--out", str(tmp_path), "--lr", "1e30"])
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_DIVERGED
+    assert "training diverged at step" in err and "Traceback" not in err
