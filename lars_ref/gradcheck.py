@@ -50,11 +50,12 @@ def numerical_gradient(f: Callable, x: np.ndarray, dout: np.ndarray,
 
 def numerical_gradients(f: Callable, args: list, dout: np.ndarray,
                         h: float = 1e-6) -> list:
-    """:func:`numerical_gradient` of ``L = sum(f(*args) * dout)`` for each array in args.
+    """:func:`numerical_gradient` of ``L = sum(f(*args) * dout)`` for each array arg.
 
     Entries of ``args`` that are None (e.g. an absent bias) give None, so the result
     lines up with an op's backward return value, e.g.
-    ``numerical_gradients(lambda x, w, b: conv2d_forward(x, w, b)[0], [x, w, b], dout)``.
+    ``numerical_gradients(lambda x, w, b: conv2d_forward(x, w, b)[0], [x, w, b],
+    dout)``.
     """
     grads = []
     for position, arg in enumerate(args):

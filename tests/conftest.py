@@ -3,6 +3,7 @@
 ``xp`` runs a test once with NumPy and once with CuPy; the CuPy run is marked
 ``gpu`` and skipped when no GPU is usable, so the default CPU run stays green.
 """
+
 import numpy as np
 import pytest
 
@@ -12,10 +13,16 @@ SEED = 20170823  # any fixed seed: tests must not depend on luck
 
 BACKEND_PARAMS = [
     pytest.param("numpy", id="numpy"),
-    pytest.param("cupy", id="cupy", marks=[
-        pytest.mark.gpu,
-        pytest.mark.skipif(not gpu_available(), reason="CuPy with a usable GPU needed"),
-    ]),
+    pytest.param(
+        "cupy",
+        id="cupy",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(
+                not gpu_available(), reason="CuPy with a usable GPU needed"
+            ),
+        ],
+    ),
 ]
 
 

@@ -1,10 +1,15 @@
-"""relu and dropout: finite differences, closed forms, statistics, dtype, GPU agreement."""
+"""relu and dropout: finite differences, closed forms, statistics, dtype, GPU."""
+
 import numpy as np
 import pytest
 
 from lars_ref.backend import to_device, to_numpy
-from lars_ref.functional import (dropout_backward, dropout_forward, relu_backward,
-                                 relu_forward)
+from lars_ref.functional import (
+    dropout_backward,
+    dropout_forward,
+    relu_backward,
+    relu_forward,
+)
 from lars_ref.gradcheck import numerical_gradient, relative_error
 
 
@@ -27,7 +32,9 @@ def test_relu_closed_form():
     x = np.array([-2.0, -0.0, 0.0, 0.5, 3.0])
     out, cache = relu_forward(x)
     np.testing.assert_array_equal(out, [0.0, 0.0, 0.0, 0.5, 3.0])
-    np.testing.assert_array_equal(relu_backward(np.full(5, 7.0), cache), [0, 0, 0, 7.0, 7.0])
+    np.testing.assert_array_equal(
+        relu_backward(np.full(5, 7.0), cache), [0, 0, 0, 7.0, 7.0]
+    )
 
 
 def test_relu_preserves_float32_and_input(xp, rng):
@@ -76,7 +83,9 @@ def test_dropout_same_seed_same_mask_and_p_zero_is_identity(rng):
 
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
 def test_dropout_rejects_bad_probability(p, rng):
-    with pytest.raises(ValueError, match="dropout: drop probability p must be in \\[0, 1\\)"):
+    with pytest.raises(
+        ValueError, match="dropout: drop probability p must be in \\[0, 1\\)"
+    ):
         dropout_forward(np.zeros(3), p, rng)
 
 
@@ -96,4 +105,6 @@ def test_dropout_and_relu_cupy_match_numpy(cupy_xp, rng):
     relu_gpu, cache_gpu = relu_forward(to_device(x, cupy_xp))
     np.testing.assert_array_equal(to_numpy(relu_gpu), relu_forward(x)[0])
     dx_gpu = relu_backward(to_device(out, cupy_xp), cache_gpu)
-    np.testing.assert_array_equal(to_numpy(dx_gpu), relu_backward(out, relu_forward(x)[1]))
+    np.testing.assert_array_equal(
+        to_numpy(dx_gpu), relu_backward(out, relu_forward(x)[1])
+    )

@@ -1,10 +1,17 @@
 """conv2d and im2col/col2im: finite differences, the loop oracle, dtype, errors, GPU."""
+
 import numpy as np
 import pytest
 
 from lars_ref.backend import to_device, to_numpy
-from lars_ref.functional import (ShapeError, col2im, conv2d_backward, conv2d_forward,
-                                 conv2d_forward_naive, im2col)
+from lars_ref.functional import (
+    ShapeError,
+    col2im,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_forward_naive,
+    im2col,
+)
 from lars_ref.functional.im2col import output_size
 from lars_ref.gradcheck import numerical_gradients, relative_error
 
@@ -57,20 +64,24 @@ def test_conv2d_matches_naive_loops(case, rng):
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("in_size, window, stride, pad, expected", [
-    (32, 3, 2, 1, 16),    # ResNet downsampling conv: only padding is left unread
-    (32, 1, 2, 0, 16),    # ResNet 1x1 projection shortcut: skips pixels by design
-    (224, 7, 2, 3, 112),  # ResNet-50 stem
-    (227, 11, 4, 0, 55),  # AlexNet conv1
-    (55, 3, 2, 0, 27),    # AlexNet pool1
-    (5, 5, 1, 0, 1),
-])
+@pytest.mark.parametrize(
+    "in_size, window, stride, pad, expected",
+    [
+        (32, 3, 2, 1, 16),  # ResNet downsampling conv: only padding is left unread
+        (32, 1, 2, 0, 16),  # ResNet 1x1 projection shortcut: skips pixels by design
+        (224, 7, 2, 3, 112),  # ResNet-50 stem
+        (227, 11, 4, 0, 55),  # AlexNet conv1
+        (55, 3, 2, 0, 27),  # AlexNet pool1
+        (5, 5, 1, 0, 1),
+    ],
+)
 def test_output_size_follows_the_floor_rule(in_size, window, stride, pad, expected):
     assert output_size("op", in_size, window, stride, pad, "H") == expected
 
 
-@pytest.mark.parametrize("in_size, window, stride, pad", [(32, 3, 2, 0), (7, 2, 2, 0),
-                                                          (13, 5, 4, 1)])
+@pytest.mark.parametrize(
+    "in_size, window, stride, pad", [(32, 3, 2, 0), (7, 2, 2, 0), (13, 5, 4, 1)]
+)
 def test_output_size_refuses_to_drop_real_pixels(in_size, window, stride, pad):
     with pytest.raises(ShapeError, match="op: .* input row\\(s\\) of H unread"):
         output_size("op", in_size, window, stride, pad, "H")
@@ -97,7 +108,8 @@ def test_im2col_and_col2im_are_adjoint(rng):
 
 
 def test_im2col_layout_entry_by_entry(rng):
-    # cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo] = x_pad[n, c, ho*stride + i, wo*stride + j]
+    # cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo]
+    #     = x_pad[n, c, ho*stride + i, wo*stride + j]
     N, C, H, W, HH, WW, stride, pad = 2, 3, 5, 4, 3, 2, 2, 1
     Ho, Wo = (H + 2 * pad - HH) // stride + 1, (W + 2 * pad - WW) // stride + 1
     x = rng.standard_normal((N, C, H, W))
@@ -105,8 +117,10 @@ def test_im2col_layout_entry_by_entry(rng):
     cols = im2col(x, HH, WW, stride, pad, Ho, Wo)
     assert cols.shape == (C * HH * WW, N * Ho * Wo)
     for n, c, i, j, ho, wo in np.ndindex(N, C, HH, WW, Ho, Wo):
-        assert (cols[(c * HH + i) * WW + j, (n * Ho + ho) * Wo + wo]
-                == x_pad[n, c, ho * stride + i, wo * stride + j])
+        assert (
+            cols[(c * HH + i) * WW + j, (n * Ho + ho) * Wo + wo]
+            == x_pad[n, c, ho * stride + i, wo * stride + j]
+        )
 
 
 def test_conv2d_preserves_float32(xp, rng):
@@ -130,18 +144,44 @@ def test_conv2d_does_not_mutate_inputs(rng):
 
 
 BAD_CONV_ARGS = {
-    "x_not_4d": ((3, 5, 5), (2, 3, 3, 3), {}, "x must be \\(N, C, H, W\\).*\\(3, 5, 5\\)"),
+    "x_not_4d": (
+        (3, 5, 5),
+        (2, 3, 3, 3),
+        {},
+        "x must be \\(N, C, H, W\\).*\\(3, 5, 5\\)",
+    ),
     "w_not_4d": ((1, 3, 5, 5), (2, 27), {}, "w must be .*\\(2, 27\\)"),
     "channel_mismatch": ((1, 3, 5, 5), (2, 4, 3, 3), {}, "x has 3 channels .* 4"),
-    "groups_channel_mismatch": ((1, 4, 5, 5), (2, 1, 3, 3), {"groups": 2},
-                                "x has 4 channels but w expects .* = 2"),
-    "channels_not_divisible": ((1, 3, 5, 5), (4, 1, 3, 3), {"groups": 2},
-                               "divisible by groups.*C=3"),
-    "kernel_too_large": ((1, 1, 3, 3), (1, 1, 5, 5), {"pad": 0},
-                         "window 5 is larger than the padded input H = 3"),
-    "floor_would_drop_pixels": ((1, 1, 6, 6), (1, 1, 3, 3), {"stride": 2},
-                                "\\(6 \\+ 2\\*0 - 3\\) / 2 leaves the last 1 input row"),
-    "bad_stride": ((1, 1, 5, 5), (1, 1, 3, 3), {"stride": 0}, "stride must be an integer"),
+    "groups_channel_mismatch": (
+        (1, 4, 5, 5),
+        (2, 1, 3, 3),
+        {"groups": 2},
+        "x has 4 channels but w expects .* = 2",
+    ),
+    "channels_not_divisible": (
+        (1, 3, 5, 5),
+        (4, 1, 3, 3),
+        {"groups": 2},
+        "divisible by groups.*C=3",
+    ),
+    "kernel_too_large": (
+        (1, 1, 3, 3),
+        (1, 1, 5, 5),
+        {"pad": 0},
+        "window 5 is larger than the padded input H = 3",
+    ),
+    "floor_would_drop_pixels": (
+        (1, 1, 6, 6),
+        (1, 1, 3, 3),
+        {"stride": 2},
+        "\\(6 \\+ 2\\*0 - 3\\) / 2 leaves the last 1 input row",
+    ),
+    "bad_stride": (
+        (1, 1, 5, 5),
+        (1, 1, 3, 3),
+        {"stride": 0},
+        "stride must be an integer",
+    ),
 }
 
 
@@ -156,9 +196,13 @@ def test_conv2d_rejects_bad_input(case):
 
 def test_conv2d_rejects_wrong_bias_and_mixed_dtype():
     x, w = np.zeros((1, 2, 3, 3)), np.zeros((4, 2, 3, 3))
-    with pytest.raises(ShapeError, match="conv2d: b must have shape \\(4,\\), got \\(3,\\)"):
+    with pytest.raises(
+        ShapeError, match="conv2d: b must have shape \\(4,\\), got \\(3,\\)"
+    ):
         conv2d_forward(x, w, np.zeros(3))
-    with pytest.raises(ValueError, match="conv2d: w has dtype float32 but x has dtype float64"):
+    with pytest.raises(
+        ValueError, match="conv2d: w has dtype float32 but x has dtype float64"
+    ):
         conv2d_forward(x, w.astype(np.float32), None)
 
 

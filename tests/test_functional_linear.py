@@ -1,4 +1,5 @@
 """linear_forward / linear_backward: finite differences, closed form, dtype, errors."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,9 @@ def test_linear_gradients_match_finite_differences(with_bias, rng):
     out, cache = linear_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
     analytic = linear_backward(dout, cache)
-    numerical = numerical_gradients(lambda x, w, b: linear_forward(x, w, b)[0], [x, w, b], dout)
+    numerical = numerical_gradients(
+        lambda x, w, b: linear_forward(x, w, b)[0], [x, w, b], dout
+    )
     for name, a, n in zip(("dx", "dw", "db"), analytic, numerical):
         if n is None:
             assert a is None
@@ -44,12 +47,20 @@ def test_linear_preserves_float32_and_inputs(xp, rng):
         np.testing.assert_array_equal(original, to_numpy(a))
 
 
-@pytest.mark.parametrize("x_shape, w_shape, b_shape, message", [
-    ((2, 3, 4), (12, 2), None, "linear: x must be \\(N, D\\), got shape \\(2, 3, 4\\)"),
-    ((2, 3), (4, 2), None, "x has D=3 features but w expects w.shape\\[0\\]=4"),
-    ((2, 3), (3,), None, "linear: w must be \\(D, M\\)"),
-    ((2, 3), (3, 2), (3,), "linear: b must have shape \\(2,\\), got \\(3,\\)"),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, b_shape, message",
+    [
+        (
+            (2, 3, 4),
+            (12, 2),
+            None,
+            "linear: x must be \\(N, D\\), got shape \\(2, 3, 4\\)",
+        ),
+        ((2, 3), (4, 2), None, "x has D=3 features but w expects w.shape\\[0\\]=4"),
+        ((2, 3), (3,), None, "linear: w must be \\(D, M\\)"),
+        ((2, 3), (3, 2), (3,), "linear: b must have shape \\(2,\\), got \\(3,\\)"),
+    ],
+)
 def test_linear_rejects_bad_shapes(x_shape, w_shape, b_shape, message):
     b = None if b_shape is None else np.zeros(b_shape)
     with pytest.raises(ShapeError, match=message):
@@ -63,6 +74,8 @@ def test_linear_cupy_matches_numpy(cupy_xp, rng):
     dout = rng.standard_normal(out.shape)
     out_gpu, cache_gpu = linear_forward(*(to_device(a, cupy_xp) for a in host))
     np.testing.assert_allclose(to_numpy(out_gpu), out, rtol=1e-12)
-    for g_gpu, g in zip(linear_backward(to_device(dout, cupy_xp), cache_gpu),
-                        linear_backward(dout, cache)):
+    for g_gpu, g in zip(
+        linear_backward(to_device(dout, cupy_xp), cache_gpu),
+        linear_backward(dout, cache),
+    ):
         np.testing.assert_allclose(to_numpy(g_gpu), g, rtol=1e-12)

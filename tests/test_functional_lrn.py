@@ -1,4 +1,5 @@
-"""Local response normalisation: finite differences, closed forms, dtype, errors, GPU."""
+"""Local response normalisation: finite differences, closed forms, dtype, errors."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,11 @@ from lars_ref.functional import ShapeError, lrn_backward, lrn_forward
 from lars_ref.gradcheck import numerical_gradient, relative_error
 
 # size, alpha, beta, k: AlexNet's own, and a strongly non-linear one (large alpha).
-LRN_PARAMS = {"alexnet": (5, 1e-4, 0.75, 1.0), "strong_size3": (3, 0.8, 0.75, 2.0),
-              "strong_size5": (5, 2.0, 0.5, 1.0)}
+LRN_PARAMS = {
+    "alexnet": (5, 1e-4, 0.75, 1.0),
+    "strong_size3": (3, 0.8, 0.75, 2.0),
+    "strong_size5": (5, 2.0, 0.5, 1.0),
+}
 
 
 @pytest.mark.parametrize("params", LRN_PARAMS.values(), ids=LRN_PARAMS.keys())
@@ -18,7 +22,9 @@ def test_lrn_gradient_matches_finite_differences(params, rng):
     out, cache = lrn_forward(x, size, alpha, beta, k)
     dout = rng.standard_normal(out.shape)
     dx = lrn_backward(dout, cache)
-    numerical = numerical_gradient(lambda x: lrn_forward(x, size, alpha, beta, k)[0], x, dout)
+    numerical = numerical_gradient(
+        lambda x: lrn_forward(x, size, alpha, beta, k)[0], x, dout
+    )
     assert relative_error(dx, numerical) < 1e-6
     np.testing.assert_allclose(dx, numerical, rtol=1e-6, atol=1e-8)
 
@@ -52,7 +58,9 @@ def test_lrn_preserves_float32_and_input(xp, rng):
 def test_lrn_rejects_bad_input():
     with pytest.raises(ValueError, match="lrn: size must be odd .* got 4"):
         lrn_forward(np.zeros((1, 6, 2, 2)), size=4)
-    with pytest.raises(ShapeError, match="lrn: x must be \\(N, C, H, W\\), got shape \\(2, 6\\)"):
+    with pytest.raises(
+        ShapeError, match="lrn: x must be \\(N, C, H, W\\), got shape \\(2, 6\\)"
+    ):
         lrn_forward(np.zeros((2, 6)))
 
 
@@ -63,5 +71,9 @@ def test_lrn_cupy_matches_numpy(cupy_xp, rng):
     dout = rng.standard_normal(out.shape)
     out_gpu, cache_gpu = lrn_forward(to_device(x, cupy_xp), 5, 0.5, 0.75, 2.0)
     np.testing.assert_allclose(to_numpy(out_gpu), out, rtol=1e-12)
-    np.testing.assert_allclose(to_numpy(lrn_backward(to_device(dout, cupy_xp), cache_gpu)),
-                               lrn_backward(dout, cache), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        to_numpy(lrn_backward(to_device(dout, cupy_xp), cache_gpu)),
+        lrn_backward(dout, cache),
+        rtol=1e-12,
+        atol=1e-14,
+    )

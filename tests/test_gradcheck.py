@@ -1,10 +1,15 @@
 """The gradient checkers themselves: known derivatives, and a whole tiny network."""
+
 import numpy as np
 import pytest
 
 from lars_ref import functional as F
-from lars_ref.gradcheck import (directional_check, numerical_gradient, numerical_gradients,
-                                relative_error)
+from lars_ref.gradcheck import (
+    directional_check,
+    numerical_gradient,
+    numerical_gradients,
+    relative_error,
+)
 
 
 def test_numerical_gradient_of_known_function(rng):
@@ -35,7 +40,9 @@ def test_relative_error_values():
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
     assert relative_error([3.0, 4.0], [3.0, 4.0]) == 0.0
     assert relative_error([3.0, 4.0], [0.0, 0.0]) == pytest.approx(1.0)
-    assert relative_error([1.0, 0.0], [1.0, 1e-3]) == pytest.approx(1e-3 / np.sqrt(1 + 1e-6))
+    assert relative_error([1.0, 0.0], [1.0, 1e-3]) == pytest.approx(
+        1e-3 / np.sqrt(1 + 1e-6)
+    )
 
 
 def test_directional_check_on_a_quadratic(rng):
@@ -59,17 +66,22 @@ def test_directional_check_on_a_small_network(rng):
     # conv -> BN (train) -> ReLU -> max pool -> linear -> loss, all hand-written ops.
     x = rng.standard_normal((4, 2, 6, 6))
     labels = np.array([0, 2, 1, 2])
-    params = {"conv.w": 0.5 * rng.standard_normal((3, 2, 3, 3)),
-              "conv.b": 0.1 * rng.standard_normal(3),
-              "bn.gamma": rng.uniform(0.5, 1.5, 3), "bn.beta": 0.1 * rng.standard_normal(3),
-              "fc.w": 0.5 * rng.standard_normal((12, 3)), "fc.b": np.zeros(3)}
+    params = {
+        "conv.w": 0.5 * rng.standard_normal((3, 2, 3, 3)),
+        "conv.b": 0.1 * rng.standard_normal(3),
+        "bn.gamma": rng.uniform(0.5, 1.5, 3),
+        "bn.beta": 0.1 * rng.standard_normal(3),
+        "fc.w": 0.5 * rng.standard_normal((12, 3)),
+        "fc.b": np.zeros(3),
+    }
     running = (np.zeros(3), np.ones(3))
 
     def forward_backward():
         p = params
         h1, c1 = F.conv2d_forward(x, p["conv.w"], p["conv.b"], stride=1, pad=1)
-        h2, c2, _, _ = F.batchnorm_forward(h1, p["bn.gamma"], p["bn.beta"], *running,
-                                           train=True)
+        h2, c2, _, _ = F.batchnorm_forward(
+            h1, p["bn.gamma"], p["bn.beta"], *running, train=True
+        )
         h3, c3 = F.relu_forward(h2)
         h4, c4 = F.max_pool2d_forward(h3, 3, 3)
         logits, c5 = F.linear_forward(h4.reshape(4, -1), p["fc.w"], p["fc.b"])
@@ -78,8 +90,14 @@ def test_directional_check_on_a_small_network(rng):
         dh3 = F.max_pool2d_backward(dh4.reshape(h4.shape), c4)
         dh1, dgamma, dbeta = F.batchnorm_backward(F.relu_backward(dh3, c3), c2)
         _, dconv_w, dconv_b = F.conv2d_backward(dh1, c1)
-        grads = {"conv.w": dconv_w, "conv.b": dconv_b, "bn.gamma": dgamma, "bn.beta": dbeta,
-                 "fc.w": dfc_w, "fc.b": dfc_b}
+        grads = {
+            "conv.w": dconv_w,
+            "conv.b": dconv_b,
+            "bn.gamma": dgamma,
+            "bn.beta": dbeta,
+            "fc.w": dfc_w,
+            "fc.b": dfc_b,
+        }
         return float(loss), grads
 
     _, grads = forward_backward()

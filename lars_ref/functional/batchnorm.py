@@ -58,8 +58,8 @@ def _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, mome
                        running_var=running_var)
     m = x.size // C
     if train and m < 2:
-        raise ShapeError(f"{op}: training needs more than one value per channel to form "
-                         f"batch statistics; x: {tuple(x.shape)} gives m = {m}")
+        raise ShapeError(f"{op}: training needs more than one value per channel to "
+                         f"form batch statistics; x: {tuple(x.shape)} gives m = {m}")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{op}: momentum must be in [0, 1], got {momentum!r}")
     if not eps > 0.0:
@@ -100,7 +100,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
     ``batch_norm_layer.cpp``) instead copies the first batch's statistics and stores the
     biased variance plus eps. This op implements the plain rule above.
     """
-    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, momentum, eps)
+    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train,
+                          momentum, eps)
     xp = get_xp(x)
     axes = _reduce_axes(x)
     if train:
@@ -117,7 +118,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
         new_running_mean, new_running_var = running_mean, running_var
     inv_std = 1 / xp.sqrt(var + eps)
     x_hat *= inv_std                                              # [BN Alg1 L3]
-    # [BN Alg1 L4] y = gamma * x_hat + beta; out never aliases x_hat (kept for backward).
+    # [BN Alg1 L4] y = gamma * x_hat + beta; out never aliases x_hat (the cache's).
     out = x_hat * _per_channel(gamma, x) if gamma is not None else x_hat.copy()
     if beta is not None:
         out += _per_channel(beta, x)
@@ -144,9 +145,10 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     training-mode gradient (the chain rule through Alg. 1 L1-L3, where mu_B and
     sigma2_B depend on every x_i) is
 
-    .. math:: \\frac{\\partial L}{\\partial x_i} = \\frac{1}{\\sqrt{\\sigma_B^2+\\epsilon}}
+    .. math:: \\frac{\\partial L}{\\partial x_i} =
+              \\frac{1}{\\sqrt{\\sigma_B^2+\\epsilon}}
               \\Big(\\hat{dx}_i - \\overline{\\hat{dx}}
-              - \\hat{x}_i\\,\\overline{\\hat{dx}\\,\\hat{x}}\\Big)
+                    - \\hat{x}_i\\,\\overline{\\hat{dx}\\,\\hat{x}}\\Big)
 
     Since gamma is constant per channel, this is computed as
     ``gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat))``, whose two
@@ -165,10 +167,12 @@ def batchnorm_backward(dout, cache: BatchNormCache):
                       if train or gamma is not None else None)
     if train:
         m = x_hat.size // x_hat.shape[1]
-        dx = x_hat * _per_channel(-sum_dout_x_hat / m, x_hat)   # a fresh array,
-        dx += dout                                               # finished in place:
-        dx -= _per_channel(sum_dout / m, x_hat)                  # dout - mean(dout)
-        dx *= scale                                              #  - x_hat*mean(dout*x_hat)
+        # dx = scale * (dout - mean(dout) - x_hat * mean(dout * x_hat)), built in
+        # place on one fresh array to spare full-size temporaries.
+        dx = x_hat * _per_channel(-sum_dout_x_hat / m, x_hat)
+        dx += dout
+        dx -= _per_channel(sum_dout / m, x_hat)
+        dx *= scale
     else:
         dx = dout * scale
     dgamma = sum_dout_x_hat if gamma is not None else None
@@ -180,10 +184,11 @@ def batchnorm_forward_naive(x, gamma, beta, running_mean, running_var, *, train:
                             momentum: float = 0.9, eps: float = 1e-5):
     """Channel-by-channel loop version of :func:`batchnorm_forward` (the oracle).
 
-    Same parameters; returns ``(out, new_running_mean, new_running_var)``. Each channel's
-    values are gathered and Algorithm 1's lines are applied with explicit sums.
+    Same parameters; returns ``(out, new_running_mean, new_running_var)``. Each
+    channel's values are gathered and Algorithm 1's lines applied with explicit sums.
     """
-    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train, momentum, eps)
+    _check_batchnorm_args(x, gamma, beta, running_mean, running_var, train,
+                          momentum, eps)
     xp = get_xp(x)
     out = xp.empty_like(x)
     new_running_mean = xp.array(running_mean, copy=True)

@@ -2,8 +2,8 @@
 
 Forward, for output channel f in group g = f // (F/groups):
 
-    out[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, g*C/groups + c,
-                                                             ho*stride + i, wo*stride + j]
+    out[n, f, ho, wo] = b[f] + sum_{c, i, j} w[f, c, i, j]
+                             * x_pad[n, g*C/groups + c, ho*stride + i, wo*stride + j]
 
 Vectorised as one matrix product per group, ``out = w_mat @ cols`` with
 ``cols = im2col(x)`` of shape (C*HH*WW, N*Ho*Wo). The backward pass is the transpose:
@@ -31,7 +31,7 @@ from lars_ref.functional.im2col import col2im, im2col, output_size, pad_images
 
 class Conv2dCache(NamedTuple):
     """What :func:`conv2d_backward` reads."""
-    cols: object         # (groups, C/groups*HH*WW, N*Ho*Wo) im2col patches: dw = dout @ cols^T
+    cols: object         # (groups, C/groups*HH*WW, N*Ho*Wo) patches: dw = dout @ cols^T
     w: object            # (F, C/groups, HH, WW) weights: dcols = w^T @ dout
     x_shape: tuple       # (N, C, H, W), where col2im scatters dx
     stride: int
@@ -54,8 +54,8 @@ def _check_conv_args(x, w, b, stride, pad, groups) -> tuple[int, int]:
         raise ShapeError(f"{op}: channels must be divisible by groups; x has C={C}, "
                          f"w has F={F} filters; {shapes}")
     if C_per_group * groups != C:
-        raise ShapeError(f"{op}: x has {C} channels but w expects w.shape[1] * groups = "
-                         f"{C_per_group * groups}; {shapes}")
+        raise ShapeError(f"{op}: x has {C} channels but w expects w.shape[1] * groups "
+                         f"= {C_per_group * groups}; {shapes}")
     if b is not None:
         require_shape(op, "b", b, (F,))
     require_same_dtype(op, x, w=w, b=b)
@@ -133,8 +133,11 @@ def conv2d_backward(dout, cache: Conv2dCache):
     dout_mat = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
         groups, F // groups, num_columns)
     w_mat = w.reshape(groups, F // groups, patch_size)
+    # dw[g] = dout[g] @ cols[g]^T: one GEMM per group, summing over all N*Ho*Wo pixels.
     dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).reshape(w.shape)
-    dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)  # (groups, C/groups*HH*WW, N*Ho*Wo)
+    # dcols[g] = w[g]^T @ dout[g], (groups, C/groups*HH*WW, N*Ho*Wo); col2im adds the
+    # columns back onto the pixels they were copied from.
+    dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)
     dx = col2im(dcols.reshape(groups * patch_size, num_columns), x_shape,
                 HH, WW, stride, pad, Ho, Wo)
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None

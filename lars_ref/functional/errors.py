@@ -32,18 +32,19 @@ def require_shape(op: str, name: str, a, shape: tuple[int, ...]) -> None:
 
 
 def require_same_dtype(op: str, x, **others) -> None:
-    """Raise ``ValueError`` when a non-None array in ``others`` differs in dtype from ``x``.
+    """Raise ``ValueError`` if a non-None array in ``others`` has another dtype than x.
 
     Mixed float32/float64 arguments would silently upcast the result, breaking the
     "float32 in, float32 out" contract.
     """
     for name, a in others.items():
         if a is not None and a.dtype != x.dtype:
-            raise ValueError(f"{op}: {name} has dtype {a.dtype} but x has dtype {x.dtype}; "
-                             "cast them to one float dtype")
+            raise ValueError(f"{op}: {name} has dtype {a.dtype} but x has dtype "
+                             f"{x.dtype}; cast them to one float dtype")
 
 
 def require_positive_int(op: str, name: str, value, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not is_int or value < minimum:
         raise ValueError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")

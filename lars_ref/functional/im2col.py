@@ -30,7 +30,7 @@ from lars_ref.functional.errors import ShapeError
 
 def output_size(op: str, in_size: int, window: int, stride: int, pad: int,
                 axis_name: str) -> int:
-    """Number of window positions along one axis: ``floor((in + 2*pad - window) / stride) + 1``.
+    """Window positions on one axis: ``floor((in + 2*pad - window) / stride) + 1``.
 
     This is the PyTorch and Caffe convolution rule; it lets the standard ResNet
     downsampling layers work (3x3, stride 2, pad 1 on 32 pixels gives 16).
@@ -49,8 +49,8 @@ def output_size(op: str, in_size: int, window: int, stride: int, pad: int,
     if unreached > pad and window >= stride:
         raise ShapeError(f"{op}: ({axis_name} + 2*pad - window) / stride = "
                          f"({in_size} + 2*{pad} - {window}) / {stride} leaves the last "
-                         f"{unreached - pad} input row(s) of {axis_name} unread; change the "
-                         "padding, stride or input size")
+                         f"{unreached - pad} input row(s) of {axis_name} unread; "
+                         "change the padding, stride or input size")
     return (padded - window) // stride + 1
 
 
@@ -86,13 +86,14 @@ def im2col(x, HH: int, WW: int, stride: int, pad: int, Ho: int, Wo: int):
     Returns
     -------
     cols : array, shape (C*HH*WW, N*Ho*Wo), dtype of x, with
-        ``cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo] = x_pad[n, c, ho*stride + i, wo*stride + j]``.
+        ``cols[(c*HH + i)*WW + j, (n*Ho + ho)*Wo + wo]
+        = x_pad[n, c, ho*stride + i, wo*stride + j]``.
     """
     xp = get_xp(x)
     x_pad = pad_images(x, pad)
     N, C = x.shape[:2]
     sN, sC, sH, sW = x_pad.strides
-    # A 6-D view (C, HH, WW, N, Ho, Wo) reading x_pad[n, c, ho*stride + i, wo*stride + j]:
+    # A 6-D view (C, HH, WW, N, Ho, Wo) of x_pad[n, c, ho*stride + i, wo*stride + j]:
     # kernel offsets move by one pixel, output positions by `stride` pixels.
     patches = xp.lib.stride_tricks.as_strided(
         x_pad, shape=(C, HH, WW, N, Ho, Wo),
@@ -114,7 +115,7 @@ def col2im(cols, x_shape: tuple, HH: int, WW: int, stride: int, pad: int,
     Returns
     -------
     dx : array, shape (N, C, H, W), C-contiguous, dtype of cols:
-        ``dx[n, c, h, w] = sum of the cols entries that im2col copied from x[n, c, h, w]``.
+        ``dx[n, c, h, w]`` = the sum of the cols entries copied from x[n, c, h, w].
     """
     N, C, H, W = x_shape
     xp = get_xp(cols)

@@ -33,7 +33,8 @@ def linear_forward(x, w, b):
     require_ndim(op, "w", w, (2,), "(D, M)")
     if x.shape[1] != w.shape[0]:
         raise ShapeError(f"{op}: x has D={x.shape[1]} features but w expects "
-                         f"w.shape[0]={w.shape[0]}; x: {tuple(x.shape)}, w: {tuple(w.shape)}")
+                         f"w.shape[0]={w.shape[0]}; x: {tuple(x.shape)}, "
+                         f"w: {tuple(w.shape)}")
     if b is not None:
         require_shape(op, "b", b, (w.shape[1],))
     require_same_dtype(op, x, w=w, b=b)

@@ -10,7 +10,8 @@ def _check_loss_args(xp, logits, labels) -> None:
     require_ndim(op, "logits", logits, (2,), "(N, K)")
     N, K = logits.shape
     if N == 0 or K == 0:
-        raise ShapeError(f"{op}: logits must be non-empty, got shape {tuple(logits.shape)}")
+        raise ShapeError(f"{op}: logits must be non-empty, got shape "
+                         f"{tuple(logits.shape)}")
     if tuple(labels.shape) != (N,):
         raise ShapeError(f"{op}: labels must have shape (N,) = ({N},), got "
                          f"{tuple(labels.shape)}; logits: {tuple(logits.shape)}")
@@ -18,11 +19,12 @@ def _check_loss_args(xp, logits, labels) -> None:
         raise ValueError(f"{op}: labels must be integer class indices, got dtype "
                          f"{labels.dtype}")
     if bool(((labels < 0) | (labels >= K)).any()):
-        raise ValueError(f"{op}: labels must lie in [0, {K}) for {K} classes; got values "
-                         f"from {int(labels.min())} to {int(labels.max())}")
+        raise ValueError(f"{op}: labels must lie in [0, {K}) for {K} classes; got "
+                         f"values from {int(labels.min())} to {int(labels.max())}")
     if not bool(xp.isfinite(logits).all()):
-        raise ValueError(f"{op}: logits contain NaN or Inf (shape {tuple(logits.shape)}); "
-                         "the model diverged or its input is bad")
+        raise ValueError(f"{op}: logits contain NaN or Inf (shape "
+                         f"{tuple(logits.shape)}); the model diverged or its input "
+                         "is bad")
 
 
 def softmax_cross_entropy(logits, labels):

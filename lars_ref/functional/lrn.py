@@ -1,4 +1,4 @@
-"""Local response normalisation across channels (AlexNet; Krizhevsky et al. 2012, Sec. 3.3).
+"""Local response normalisation across channels (Krizhevsky et al. 2012, Section 3.3).
 
 For channel c of an activation a: (N, C, H, W), at every pixel,
 
@@ -13,7 +13,8 @@ paper's Section 3.3 writes alpha without the 1/size (its alpha = 1e-4 would be
 
 Backward: with r_c = dout_c * a_c * scale_c^(-beta - 1),
 
-    dx_j = dout_j * scale_j^(-beta) - (2 * alpha * beta / size) * a_j * sum_{c in window(j)} r_c
+    dx_j = dout_j * scale_j^(-beta)
+           - (2 * alpha * beta / size) * a_j * sum_{c in window(j)} r_c
 
 (the window is symmetric, so channel j lies in c's window exactly when c lies in j's).
 """
@@ -35,7 +36,10 @@ class LrnCache(NamedTuple):
 
 
 def _channel_window_sum(v, size: int):
-    """``out[:, c] = sum of v[:, c'] for |c' - c| <= size // 2`` (zero outside), v: (N, C, H, W)."""
+    """``out[:, c] = sum of v[:, c'] over |c' - c| <= size // 2`` (zero outside).
+
+    v and out: (N, C, H, W).
+    """
     xp = get_xp(v)
     half = size // 2
     C = v.shape[1]
@@ -46,7 +50,8 @@ def _channel_window_sum(v, size: int):
     return total
 
 
-def lrn_forward(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+def lrn_forward(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                k: float = 1.0):
     """Local response normalisation across channels.
 
     Parameters
@@ -65,8 +70,8 @@ def lrn_forward(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: fl
     require_ndim(op, "x", x, (4,), "(N, C, H, W)")
     require_positive_int(op, "size", size)
     if size % 2 == 0:
-        raise ValueError(f"{op}: size must be odd so the window is centred (as in Caffe), "
-                         f"got {size}")
+        raise ValueError(f"{op}: size must be odd so the window is centred (as in "
+                         f"Caffe), got {size}")
     scale = k + (alpha / size) * _channel_window_sum(x * x, size)
     out = x * scale ** (-beta)
     return out, LrnCache(x, scale, size, alpha, beta)
@@ -76,5 +81,6 @@ def lrn_backward(dout, cache: LrnCache):
     """Gradient of :func:`lrn_forward`; dout and dx have shape (N, C, H, W)."""
     x, scale, size, alpha, beta = cache
     scale_pow = scale ** (-beta)
-    r = dout * x * scale_pow / scale                     # dout_c * a_c * scale_c^(-beta-1)
-    return dout * scale_pow - (2 * alpha * beta / size) * x * _channel_window_sum(r, size)
+    r = dout * x * scale_pow / scale             # dout_c * a_c * scale_c^(-beta - 1)
+    window_sum_r = _channel_window_sum(r, size)
+    return dout * scale_pow - (2 * alpha * beta / size) * x * window_sum_r

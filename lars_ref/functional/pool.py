@@ -29,10 +29,12 @@ def _pool_output_size(op: str, x, size, stride) -> tuple[int, int]:
 
 
 def _window_entries(x, size, stride, Ho, Wo):
-    """Yield (offset, view) for each window offset: view[n, c, ho, wo] = x[.., ho*s+i, wo*s+j]."""
+    """Yield (i*size + j, view) for each window offset (i, j), where
+    ``view[n, c, ho, wo] = x[n, c, ho*stride + i, wo*stride + j]``."""
     for i in range(size):
+        rows = window_slice(i, stride, Ho)
         for j in range(size):
-            yield i * size + j, x[:, :, window_slice(i, stride, Ho), window_slice(j, stride, Wo)]
+            yield i * size + j, x[:, :, rows, window_slice(j, stride, Wo)]
 
 
 class MaxPoolCache(NamedTuple):
@@ -44,7 +46,7 @@ class MaxPoolCache(NamedTuple):
 
 
 def max_pool2d_forward(x, size: int, stride: int):
-    """Max pooling: ``out[n, c, ho, wo] = max of x over the window at (ho*stride, wo*stride)``.
+    """Max pooling: ``out[n, c, ho, wo]`` = max of x over the window at (ho, wo).
 
     Parameters
     ----------
@@ -142,7 +144,10 @@ class GlobalAvgPoolCache(NamedTuple):
 
 
 def global_avg_pool_forward(x):
-    """Mean over all pixels of each channel (ResNet's last pooling): (N, C, H, W) -> (N, C)."""
+    """Mean over the pixels of each channel (ResNet's last pooling).
+
+    x: (N, C, H, W) -> out: (N, C), dtype of x.
+    """
     require_ndim("global_avg_pool", "x", x, (4,), "(N, C, H, W)")
     return x.mean(axis=(2, 3)), GlobalAvgPoolCache(tuple(x.shape))
 
