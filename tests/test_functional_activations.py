@@ -89,11 +89,13 @@ def test_dropout_rejects_bad_probability(p, rng):
         dropout_forward(np.zeros(3), p, rng)
 
 
-def test_dropout_preserves_float32(xp, rng):
-    x = to_device(rng.standard_normal((3, 4)).astype(np.float32), xp)
+def test_dropout_preserves_float32_and_input(xp, rng):
+    host = rng.standard_normal((3, 4)).astype(np.float32)
+    x = to_device(host, xp)
     out, cache = dropout_forward(x, 0.5, rng)
     assert out.dtype == xp.float32
     assert dropout_backward(xp.ones_like(out), cache).dtype == xp.float32
+    np.testing.assert_array_equal(to_numpy(x), host)
 
 
 @pytest.mark.gpu

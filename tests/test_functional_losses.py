@@ -49,10 +49,13 @@ def test_loss_is_stable_for_huge_logits():
     np.testing.assert_allclose(dlogits, dlogits_ref, rtol=1e-13)
 
 
-def test_loss_preserves_float32(xp, rng):
-    logits = to_device(rng.standard_normal((3, 4)).astype(np.float32), xp)
-    loss, dlogits = softmax_cross_entropy(logits, to_device(np.array([0, 3, 1]), xp))
+def test_loss_preserves_float32_and_inputs(xp, rng):
+    host = rng.standard_normal((3, 4)).astype(np.float32)
+    logits, labels = to_device(host, xp), to_device(np.array([0, 3, 1]), xp)
+    loss, dlogits = softmax_cross_entropy(logits, labels)
     assert loss.dtype == xp.float32 and dlogits.dtype == xp.float32
+    np.testing.assert_array_equal(to_numpy(logits), host)
+    np.testing.assert_array_equal(to_numpy(labels), [0, 3, 1])
 
 
 @pytest.mark.parametrize(

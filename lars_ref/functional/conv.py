@@ -65,7 +65,7 @@ def _check_conv_args(x, w, b, stride, pad, groups) -> tuple[int, int]:
 
 
 def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
-    """Convolve a batch of images with a bank of filters (im2col + batched GEMM).
+    """Convolve a batch of images with a bank of filters (im2col + a GEMM per group).
 
     Parameters
     ----------
