@@ -28,11 +28,11 @@ lars-ref: a readable NumPy/CuPy reference of LARS (layer-wise adaptive rate
 scaling; You, Gitman, Ginsburg 2017, arXiv:1708.03888).
 
 Start here:
-  lars-ref demo                  # ~2 min on a laptop CPU: small vs large batch,
-                                 # SGD + warm-up vs LARS, on 8x8 digits
+  lars-ref demo                  # about a minute on a laptop CPU: small vs large
+                                 # batch, SGD + warm-up vs LARS, on 8x8 digits
   lars-ref demo --quick          # a few seconds, to see that it works
   lars-ref train --model alexnet_bn --dataset digits --optimizer lars \\
-      --batch-size 512 --lr 2 --warmup-epochs 2 --epochs 20 --out runs/lars512
+      --batch-size 512 --lr 20 --warmup-epochs 3 --epochs 30 --out runs/lars512
   lars-ref <command> --help      # the flags of one command
 """
 
@@ -118,7 +118,7 @@ def _version() -> str:
 
 def _add_demo(commands) -> None:
     demo = commands.add_parser(
-        "demo", help="the paper's story in ~2 minutes on 8x8 digits (start here)",
+        "demo", help="the paper's story in about a minute on 8x8 digits (start here)",
         description=(
             "Train a small AlexNet-BN on scikit-learn's 8x8 digits at a small and a\n"
             "large batch, with (a) SGD + linear LR scaling + warm-up and (b) LARS.\n"
@@ -159,7 +159,7 @@ def _add_train(commands) -> None:
             "and gives the same weights as a run that was never interrupted.\n\n"
             "example:  lars-ref train --model alexnet_bn --dataset digits \\\n"
             "              --optimizer lars --batch-size 512 --micro-batch 128 \\\n"
-            "              --lr 2 --warmup-epochs 2 --epochs 20 --out runs/lars512"),
+            "              --lr 20 --warmup-epochs 3 --epochs 30 --out runs/lars512"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     flag = train.add_argument
     flag("--config", help="JSON file of settings (flags override it)")

@@ -177,6 +177,9 @@ def test_train_resume_refuses_another_model(tmp_path, digits):
     train(_config(tmp_path, steps=4), dataset=digits)
     with pytest.raises(CheckpointError, match="model: checkpoint has 'alexnet_bn'"):
         train(_config(tmp_path, steps=4, model="alexnet"), resume=True, dataset=digits)
+    with pytest.raises(CheckpointError, match="optimizer: checkpoint has 'lars', this "
+                                              "run has 'sgd'"):
+        train(_config(tmp_path, steps=4, optimizer="sgd"), resume=True, dataset=digits)
     with pytest.raises(CheckpointError, match="batch_size"):
         train(_config(tmp_path, steps=4, batch_size=64), resume=True, dataset=digits)
 
