@@ -46,7 +46,6 @@ class DemoRun:
         return f"{self.table}_B{self.batch_size}_lr{self.lr:g}"
 
 
-DIGITS_TRAIN = 1437        # training images of load_dataset("digits")
 SMALL_BATCH, LARGE_BATCH = 32, 512
 BASE_LR = 0.04             # SGD at the small batch; linear scaling gives 0.64 at 512
 LINEAR_LR = BASE_LR * LARGE_BATCH / SMALL_BATCH
@@ -69,9 +68,9 @@ QUICK_RUNS = (
 
 
 def demo_config(run: DemoRun, *, epochs: float, seed: int, out_dir: str,
-                backend: str, progress: bool) -> TrainConfig:
-    """The :class:`TrainConfig` of one demo run (AlexNet-BN on digits)."""
-    steps_per_epoch = DIGITS_TRAIN // run.batch_size
+                backend: str, progress: bool, num_train: int = 1437) -> TrainConfig:
+    """The :class:`TrainConfig` of one demo run (AlexNet-BN on the digits' 1437)."""
+    steps_per_epoch = num_train // run.batch_size
     return TrainConfig(
         model="alexnet_bn", dataset="digits", init="paper_gain", optimizer=run.table,
         lr=run.lr, momentum=0.9, weight_decay=5e-4, eta=0.001, epochs=epochs,
@@ -94,7 +93,8 @@ def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
         print(f"[{i}/{len(runs)}] {run.table.upper()} B={run.batch_size} lr={run.lr:g} "
               f"warm-up={run.warmup_epochs:g} epochs ...", flush=True)
         config = demo_config(run, epochs=epochs, seed=seed, out_dir=out_dir,
-                             backend=backend, progress=progress)
+                             backend=backend, progress=progress,
+                             num_train=len(digits.x_train))
         results.append((run, train(config, dataset=digits)))
     tables = format_tables(results, epochs)
     if quick:
@@ -103,7 +103,8 @@ def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "tables.md"), "w", encoding="utf-8") as f:
         f.write(tables)
-    plots = [plot_accuracy(results, out_dir), plot_local_lr(results, out_dir)]
+    plots = [plot_accuracy(results, out_dir),
+             plot_local_lr(results, out_dir, len(digits.x_train))]
     names = ", ".join(os.path.basename(p) for p in plots)
     print(f"\n{len(results)} runs in {time.perf_counter() - started:.0f} s. Tables, "
           f"plots ({names}) and per-run metrics are in {os.path.abspath(out_dir)}")
@@ -180,7 +181,7 @@ def _epoch_means(result, layer: str, steps_per_epoch: int):
     return [e + 1 for e in epochs], means
 
 
-def plot_local_lr(results, out_dir: str) -> str:
+def plot_local_lr(results, out_dir: str, num_train: int) -> str:
     """Local LR lambda of the first and the last weight in the LARS runs (Fig. 2)."""
     plt = _pyplot()
     lars_runs = [(run, result) for run, result in results if run.table == "lars"]
@@ -189,7 +190,7 @@ def plot_local_lr(results, out_dir: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, layer in zip(axes, (weights[0], weights[-1])):
         for run, result in lars_runs:
-            steps_per_epoch = DIGITS_TRAIN // run.batch_size
+            steps_per_epoch = num_train // run.batch_size
             epochs, mean_lambda = _epoch_means(result, layer, steps_per_epoch)
             ax.plot(epochs, mean_lambda, marker=".", label=f"B={run.batch_size}")
         ax.set(xlabel="epoch", ylabel="local LR lambda (mean over the epoch)",
