@@ -167,10 +167,11 @@ def _add_train(commands) -> None:
     flag("--dataset", help="digits (built in), mnist, fashion_mnist, cifar10, ...")
     flag("--data-dir", help="where datasets live (default: $LARS_REF_DATA)")
     flag("--width", type=int, help="channels of the first layer (model size)")
-    flag("--init", choices=("auto", "as_built", "paper_gain"),
-         help="paper_gain: rescale AlexNet weights to the paper network's "
-              "std*sqrt(fan_in) (a no-op at the paper's size), so that plain SGD "
-              "trains the small AlexNets; auto (default): paper_gain for AlexNets")
+    flag("--init", choices=("auto", "paper", "paper_gain"),
+         help="AlexNet weight init. paper: the authors' Gaussian stds verbatim; "
+              "paper_gain: those stds scaled to the paper network's std*sqrt(fan_in), "
+              "so that plain SGD trains the small AlexNets; auto (default): paper at "
+              "the paper's size, paper_gain for small inputs")
     flag("--dtype", choices=("float32", "float64"))
     flag("--augment", action=argparse.BooleanOptionalAction, default=None,
          help="random crops and flips on the training images")

@@ -24,7 +24,7 @@ import math
 import os
 
 DTYPES = ("float32", "float64")
-INITS = ("auto", "as_built", "paper_gain")
+INITS = ("auto", "paper", "paper_gain")
 
 
 class ConfigError(ValueError):
@@ -41,7 +41,7 @@ class TrainConfig:
     data_dir: str | None = None
     width: float | None = None  # width multiplier of the model (None: its default)
     dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
-    init: str = "auto"          # AlexNets: "paper_gain", others: "as_built"
+    init: str = "auto"          # AlexNets: "paper" or "paper_gain" (models.alexnet)
     dtype: str = "float32"
     augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants

@@ -15,7 +15,7 @@ style) and ``local_lr.png`` (the local LR lambda of the first and last layer
 over training, Fig. 2 style) plus each run's metrics, in the output folder.
 
 The weights start from the authors' init rescaled to the paper network's gain
-(``init="paper_gain"``, see :func:`lars_ref.train_setup.match_paper_init_gain`):
+(``init="paper_gain"``, see :func:`lars_ref.models.weight_stds`):
 with the unscaled init, SGD does not learn the small model at any batch size.
 
 Introduced in ``README.md``.

@@ -60,7 +60,7 @@ class AlexNetGeometry(NamedTuple):
 
 
 def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=None,
-            geometry="auto", dropout=0.5, seed=0, dtype=np.float32):
+            geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32):
     """BVLC AlexNet with LRN (Krizhevsky et al. 2012; BVLC ``train_val.prototxt``).
 
     LRN: size 5, alpha 1e-4, beta 0.75, k 1. Groups 2 in conv2, conv4, conv5.
@@ -76,6 +76,11 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
         1/16 at small geometry.
     geometry : {"auto", "paper", "small"}
         "auto" picks "paper" when H and W are at least 128.
+    init : {"auto", "paper", "paper_gain"}
+        "paper": the Gaussian stds above, verbatim. "paper_gain": each std times
+        sqrt(paper fan-in / fan-in), so std * sqrt(fan_in) is the paper
+        network's (see :func:`weight_stds`). "auto": "paper" at paper geometry
+        (where both are the same), "paper_gain" at small geometry.
     dropout : float
         Drop probability of drop6 and drop7.
     seed : int
@@ -86,11 +91,12 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
     Sequential on the host; input (N, C, H, W), output logits (N, num_classes).
     """
     g, w = _alexnet_plan(in_shape, geometry, width)
+    std = weight_stds(w, in_shape[0], g, init)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1, bias_value=0.0):
         return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
-                            groups=groups, weight_std=0.01, bias_value=bias_value,
+                            groups=groups, weight_std=std[name], bias_value=bias_value,
                             rng=rng, dtype=dtype)
 
     return Sequential([
@@ -109,12 +115,12 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
         conv("conv5", w["conv4"], 3, pad=1, groups=2, bias_value=0.1),
         ("relu5", ReLU()),
         ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.0),
+        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.0),
     ])
 
 
 def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=None,
-               geometry="auto", dropout=0.5, seed=0, dtype=np.float32):
+               geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32):
     """The authors' AlexNet-BN (nvcaffe ``models/alexnet_bn/train_val2.prototxt``).
 
     No LRN; BatchNorm *without* scale/shift at the inputs of conv2-conv5
@@ -126,11 +132,12 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
     :func:`alexnet`.
     """
     g, w = _alexnet_plan(in_shape, geometry, width)
+    std = weight_stds(w, in_shape[0], g, init)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1):
         return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
-                            groups=groups, weight_std=0.01, bias_value=0.01, rng=rng,
+                            groups=groups, weight_std=std[name], bias_value=0.01, rng=rng,
                             dtype=dtype)
 
     def bn(name, channels):
@@ -155,7 +162,7 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
         conv("conv5", w["conv4"], 3, pad=1, groups=2),
         ("relu5", ReLU()),
         ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.01),
+        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.01),
     ])
 
 
@@ -254,7 +261,7 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
 
 
 # ---------------------------------------------------------------------- helpers
-def _alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
+def _alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
     """flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8 (shared by both AlexNets)."""
     def fc(c_in, c_out, std, bias_value):
         return Linear(c_in, c_out, weight_std=std, bias_value=bias_value, rng=rng,
@@ -262,14 +269,52 @@ def _alexnet_head(w, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
 
     return [
         ("flatten", Flatten()),
-        ("fc6", fc(w["fc6_in"], w["fc6"], std=0.005, bias_value=0.1)),
+        ("fc6", fc(w["fc6_in"], w["fc6"], std=std["fc6"], bias_value=0.1)),
         ("relu6", ReLU()),
         ("drop6", Dropout(dropout, dropout_rng)),
-        ("fc7", fc(w["fc6"], w["fc7"], std=0.005, bias_value=0.1)),
+        ("fc7", fc(w["fc6"], w["fc7"], std=std["fc7"], bias_value=0.1)),
         ("relu7", ReLU()),
         ("drop7", Dropout(dropout, dropout_rng)),
-        ("fc8", fc(w["fc7"], num_classes, std=0.01, bias_value=fc8_bias)),
+        ("fc8", fc(w["fc7"], num_classes, std=std["fc8"], bias_value=fc8_bias)),
     ]
+
+
+PAPER_WEIGHT_STDS = {"conv1": 0.01, "conv2": 0.01, "conv3": 0.01, "conv4": 0.01,
+                     "conv5": 0.01, "fc6": 0.005, "fc7": 0.005, "fc8": 0.01}
+
+
+def alexnet_fan_ins(widths, in_channels, conv1_kernel, pool5_size):
+    """Fan-in of each AlexNet weight (conv2, conv4, conv5 read half the channels: 2 groups)."""
+    return {"conv1": in_channels * conv1_kernel ** 2, "conv2": widths["conv1"] // 2 * 25,
+            "conv3": widths["conv2"] * 9, "conv4": widths["conv3"] // 2 * 9,
+            "conv5": widths["conv4"] // 2 * 9,
+            "fc6": widths["conv5"] * pool5_size ** 2, "fc7": widths["fc6"],
+            "fc8": widths["fc7"]}
+
+
+def weight_stds(widths, in_channels, geometry, init):
+    """The Gaussian std of each AlexNet weight for ``init`` (see :func:`alexnet`).
+
+    DEVIATION(init "paper_gain", the default at small geometry): the authors'
+    stds (0.01; 0.005 for fc6, fc7) were chosen for fan-ins of 363 to 9216. A
+    small AlexNet keeps those stds with fan-ins of 9 to 256, so at fc6/fc7 the
+    signal is ~1e-3 of the 0.1 biases, the logits hardly depend on the image,
+    and plain SGD does not learn at all in tens of epochs (LARS does, since it
+    rescales every layer). "paper_gain" multiplies each std by
+    sqrt(paper fan-in / fan-in), keeping std * sqrt(fan_in) of the paper's
+    network; at the paper's size the factor is 1. Biases are unchanged.
+    """
+    if init == "auto":
+        init = "paper" if geometry.conv1_kernel == CONV1_PAPER["conv1_kernel"] else "paper_gain"
+    if init not in ("paper", "paper_gain"):
+        raise ValueError(f"alexnet: init must be 'auto', 'paper' or 'paper_gain', got {init!r}")
+    if init == "paper":
+        return dict(PAPER_WEIGHT_STDS)
+    paper = alexnet_fan_ins(ALEXNET_WIDTHS, PAPER_IN_SHAPE[0], CONV1_PAPER["conv1_kernel"],
+                            pool5_size=6)
+    actual = alexnet_fan_ins(widths, in_channels, geometry.conv1_kernel, geometry.pool5_size)
+    return {name: std * np.sqrt(paper[name] / actual[name])
+            for name, std in PAPER_WEIGHT_STDS.items()}
 
 
 def _alexnet_plan(in_shape, geometry, width):

@@ -19,7 +19,7 @@ from lars_ref.checkpoint import describe_arrays
 from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats,
                            eval_transform, load_dataset, train_transform)
-from lars_ref.models import ALEXNET_WIDTHS, PAPER_IN_SHAPE, build_model
+from lars_ref.models import build_model
 from lars_ref.optim import (LARS, PRESETS, SGD, WarmupPolySchedule, build_preset,
                             epochs_to_steps)
 
@@ -84,53 +84,22 @@ def make_batches(config: TrainConfig, dataset: Dataset):
 
 
 def make_model(config: TrainConfig, dataset: Dataset, xp):
-    """Build ``config.model`` for the dataset's image shape and classes, on ``xp``."""
-    options = {} if config.dropout is None else {"dropout": config.dropout}
-    with user_input(f"model {config.model!r}"):
-        model = build_model(config.model, num_classes=len(dataset.classes),
-                            in_shape=dataset.x_train.shape[1:], width=config.width,
-                            seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
-                            **options)
-    is_alexnet = config.model in ("alexnet", "alexnet_bn")
-    if config.init == "paper_gain" or (config.init == "auto" and is_alexnet):
-        if not is_alexnet:
-            raise ConfigError("init 'paper_gain' is defined for alexnet and "
-                              f"alexnet_bn, not {config.model!r}; use init 'as_built'")
-        match_paper_init_gain(model)
-    return model
+    """Build ``config.model`` for the dataset's image shape and classes, on ``xp``.
 
-
-def paper_alexnet_fan_in() -> dict:
-    """Fan-in of each AlexNet weight at the paper's size (BVLC; conv2/4/5: 2 groups)."""
-    c = ALEXNET_WIDTHS
-    return {"conv1": PAPER_IN_SHAPE[0] * 11 * 11, "conv2": c["conv1"] // 2 * 5 * 5,
-            "conv3": c["conv2"] * 3 * 3, "conv4": c["conv3"] // 2 * 3 * 3,
-            "conv5": c["conv4"] // 2 * 3 * 3, "fc6": c["conv5"] * 6 * 6,
-            "fc7": c["fc6"], "fc8": c["fc7"]}
-
-
-def match_paper_init_gain(model) -> None:
-    """Rescale each AlexNet weight, in place, to the paper network's std * sqrt(fan_in).
-
-    DEVIATION(init paper_gain): the authors' Gaussian stds (0.01; 0.005 for fc6,
-    fc7) were chosen for fan-ins of 363 to 9216. The small AlexNets keep those
-    stds with fan-ins of 9 to 256, so at fc6/fc7 the signal is ~1e-3 of the 0.1
-    biases, the logits hardly depend on the image, and plain SGD does not learn
-    at all in tens of epochs (LARS does, as it rescales every layer). Scaling
-    w by sqrt(fan_in_paper / fan_in) keeps each layer's gain as in the paper;
-    at the paper's size the factor is 1. Biases are unchanged.
-
-    Parameters
-    ----------
-    model : AlexNet or AlexNet-BN from :func:`lars_ref.models.build_model`;
-        each weight ``<layer>.w`` is (F, C/groups, HH, WW) or (D, M)
+    ``config.init`` is the AlexNets' weight init (see :func:`lars_ref.models.alexnet`);
+    other models have one init and accept only "auto".
     """
-    paper = paper_alexnet_fan_in()
-    for name, w in model.named_parameters():
-        layer, kind = name.rsplit(".", 1)
-        if kind == "w" and layer in paper:
-            fan_in = w.size // w.shape[0] if w.ndim == 4 else w.shape[0]
-            w *= w.dtype.type(np.sqrt(paper[layer] / fan_in))
+    options = {} if config.dropout is None else {"dropout": config.dropout}
+    if config.model in ("alexnet", "alexnet_bn"):
+        options["init"] = config.init
+    elif config.init != "auto":
+        raise ConfigError(f"init {config.init!r} is defined for alexnet and alexnet_bn, "
+                          f"not {config.model!r}; use init 'auto'")
+    with user_input(f"model {config.model!r}"):
+        return build_model(config.model, num_classes=len(dataset.classes),
+                           in_shape=dataset.x_train.shape[1:], width=config.width,
+                           seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
+                           **options)
 
 
 def make_schedule(config: TrainConfig, num_train: int) -> Schedule:

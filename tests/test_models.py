@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from lars_ref import nn
+from lars_ref import models, nn
 from lars_ref.models import build_model
 
 # Shapes of BVLC AlexNet (models/bvlc_alexnet/deploy.prototxt) in our layout:
@@ -190,3 +190,33 @@ def test_build_model_rejects_bad_requests(kwargs, message):
     kwargs = {"num_classes": 10, "in_shape": (3, 32, 32), **kwargs}
     with pytest.raises(ValueError, match=message):
         build_model(kwargs.pop("name"), **kwargs)
+
+
+def test_paper_fan_ins_are_bvlc_alexnet():
+    # BVLC train_val.prototxt: 3*11*11, 48*5*5, 256*3*3, 192*3*3, 192*3*3, 256*6*6, 4096, 4096.
+    fan_ins = models.alexnet_fan_ins(models.ALEXNET_WIDTHS, 3, 11, pool5_size=6)
+    assert fan_ins == {"conv1": 363, "conv2": 1200, "conv3": 2304, "conv4": 1728,
+                       "conv5": 1728, "fc6": 9216, "fc7": 4096, "fc8": 4096}
+
+
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_bn"])
+def test_paper_gain_init_scales_only_weights_by_the_fan_in_ratio(name):
+    kwargs = dict(num_classes=10, in_shape=(1, 8, 8), seed=3)
+    paper = build_model(name, init="paper", **kwargs).state_dict()
+    gain = build_model(name, init="paper_gain", **kwargs).state_dict()
+    auto = build_model(name, **kwargs).state_dict()
+    # small geometry on 1x8x8: conv1 1x3x3 (fan-in 9); fc6 reads 16 features; fc8 256.
+    for layer, paper_fan_in, fan_in in (("conv1", 363, 9), ("fc6", 9216, 16),
+                                        ("fc8", 4096, 256)):
+        factor = np.sqrt(paper_fan_in / fan_in)
+        np.testing.assert_allclose(gain[f"{layer}.w"], paper[f"{layer}.w"] * factor,
+                                   rtol=1e-6)
+    for key in paper:
+        np.testing.assert_array_equal(auto[key], gain[key])    # auto = paper_gain when small
+        if not key.endswith(".w"):
+            np.testing.assert_array_equal(gain[key], paper[key])
+
+
+def test_unknown_init_is_named():
+    with pytest.raises(ValueError, match="init must be 'auto', 'paper' or 'paper_gain'"):
+        build_model("alexnet_bn", num_classes=10, in_shape=(1, 8, 8), init="he")

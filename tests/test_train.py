@@ -18,7 +18,6 @@ from lars_ref.nn import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Seq
 from lars_ref.optim import LARS, SGD
 from lars_ref.train import (checkpoint_path, evaluate, forward_backward, train,
                             train_step)
-from lars_ref.train_setup import match_paper_init_gain, paper_alexnet_fan_in
 
 METRIC_FILES = [f"{stream}.{ext}" for stream in ("steps", "epochs", "layers")
                 for ext in ("jsonl", "csv")]
@@ -236,23 +235,3 @@ def test_train_on_cupy_matches_numpy_in_float64(tmp_path, digits):
                                    err_msg=name)
     losses = [[row["loss"] for row in runs[b].steps] for b in ("numpy", "cupy")]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-9)
-
-
-def test_paper_gain_init_matches_bvlc_fan_ins_and_rescales_only_weights():
-    # fan-ins of BVLC AlexNet (train_val.prototxt): 3*11*11, 48*5*5, 256*3*3, 192*3*3,
-    # 192*3*3, 256*6*6, 4096, 4096: the factor is 1 at the paper's size.
-    assert paper_alexnet_fan_in() == {"conv1": 363, "conv2": 1200, "conv3": 2304,
-                                      "conv4": 1728, "conv5": 1728, "fc6": 9216,
-                                      "fc7": 4096, "fc8": 4096}
-    small = build_model("alexnet_bn", num_classes=10, in_shape=(1, 8, 8), seed=3)
-    before = small.state_dict()
-    match_paper_init_gain(small)
-    after = small.state_dict()
-    # small geometry: conv1 1x3x3 (fan-in 9), fc6 reads 16 features, fc7/fc8 256
-    for name, fan_in in (("conv1.w", 9), ("fc6.w", 16), ("fc8.w", 256)):
-        layer = name.split(".")[0]
-        factor = np.sqrt(paper_alexnet_fan_in()[layer] / fan_in)
-        np.testing.assert_allclose(after[name], before[name] * factor, rtol=1e-6)
-    for name in before:
-        if not name.endswith(".w"):
-            np.testing.assert_array_equal(after[name], before[name])
