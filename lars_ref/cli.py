@@ -45,7 +45,7 @@ exit status: 0 success, 2 a usage or input error (message on stderr),
 # They are imported only when called, and get the rest of the command line.
 FORWARDED = {
     "bench": ("lars_ref.bench", "main",
-              "time the layers and the training step (numpy vs cupy)"),
+              "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
     "bench-optim": ("lars_ref.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
