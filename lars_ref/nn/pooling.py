@@ -8,13 +8,13 @@ from lars_ref import functional as F
 from lars_ref.nn.module import Module
 
 
-class MaxPool2d(Module):
-    """Max pooling over ``size`` x ``size`` windows moved by ``stride``, no padding.
+class _WindowPool2d(Module):
+    """Pooling over ``size`` x ``size`` windows moved by ``stride``, no padding.
 
     Input (N, C, H, W), output (N, C, Ho, Wo) with Ho = (H - size) / stride + 1,
     which must be a whole number (windows tile the input exactly; the op raises
-    ShapeError otherwise).
-    AlexNet uses overlapping pooling, size 3 and stride 2.
+    ShapeError otherwise). Subclasses set ``forward_op`` and ``backward_op``, the
+    functional pair they wrap.
     """
 
     def __init__(self, size, stride=None):
@@ -24,36 +24,30 @@ class MaxPool2d(Module):
 
     def forward(self, x, train=True):
         with self.layer_errors():
-            out, self.cache = F.max_pool2d_forward(x, self.size, self.stride)
+            out, self.cache = self.forward_op(x, self.size, self.stride)
         return out
 
     def backward(self, dout):
         with self.layer_errors():
-            return F.max_pool2d_backward(dout, self._require_cache())
+            return self.backward_op(dout, self._require_cache())
 
     def extra_repr(self):
         return f"size={self.size}, stride={self.stride}"
 
 
-class AvgPool2d(Module):
-    """Average pooling over ``size`` x ``size`` windows moved by ``stride``."""
+class MaxPool2d(_WindowPool2d):
+    """Max pooling (see :class:`_WindowPool2d` for the shapes).
 
-    def __init__(self, size, stride=None):
-        super().__init__()
-        self.size = size
-        self.stride = size if stride is None else stride
+    AlexNet uses overlapping pooling, size 3 and stride 2.
+    """
+    forward_op = staticmethod(F.max_pool2d_forward)
+    backward_op = staticmethod(F.max_pool2d_backward)
 
-    def forward(self, x, train=True):
-        with self.layer_errors():
-            out, self.cache = F.avg_pool2d_forward(x, self.size, self.stride)
-        return out
 
-    def backward(self, dout):
-        with self.layer_errors():
-            return F.avg_pool2d_backward(dout, self._require_cache())
-
-    def extra_repr(self):
-        return f"size={self.size}, stride={self.stride}"
+class AvgPool2d(_WindowPool2d):
+    """Average pooling (see :class:`_WindowPool2d` for the shapes)."""
+    forward_op = staticmethod(F.avg_pool2d_forward)
+    backward_op = staticmethod(F.avg_pool2d_backward)
 
 
 class GlobalAvgPool(Module):
