@@ -31,7 +31,7 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import resolve_backend, to_device
+from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
 
@@ -55,6 +55,8 @@ def parse_args(argv):
     add("--repeats", type=int, help="timed runs per case (the median is reported)")
     add("--warmup", type=int, help="untimed runs before timing")
     add("--no-torch", action="store_true", help="time our side only")
+    add("--default-malloc", action="store_true",
+        help="leave glibc's malloc settings alone (see backend.keep_freed_host_memory)")
     add("--profile", action="store_true",
         help="also cProfile one of our ResNet-20 steps (own time per function)")
     return parser.parse_args(argv)
@@ -68,8 +70,11 @@ def main(argv=None) -> int:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     xp = resolve_backend(args.backend)
+    kept = False if args.default_malloc else keep_freed_host_memory()
     torch, device = (None, None) if args.no_torch else _load_torch(xp, args.threads)
     print(_describe_setup(xp, args, torch, device, sizes))
+    print("host allocator: " + ("freed blocks kept for reuse (keep_freed_host_memory)"
+                                if kept else "glibc defaults"))
     clock, rows = CLOCKS[args.clock], []
     cases = _cases(xp, torch, device, sizes)
     for name, (ours, theirs) in cases.items():

@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 
-from lars_ref.backend import BackendError
+from lars_ref.backend import BackendError, keep_freed_host_memory
 from lars_ref.checkpoint import CheckpointError
 from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data.errors import DataError
@@ -143,6 +143,7 @@ def _add_demo(commands) -> None:
 
 def _cmd_demo(args) -> int:
     from lars_ref import demo
+    keep_freed_host_memory()
     demo.run_demo(out_dir=args.out, backend=args.backend, quick=args.quick,
                   epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     return 0
@@ -235,6 +236,7 @@ def _cmd_train(args) -> int:
         raise ConfigError(f"{existing} holds the checkpoint of an earlier run; "
                           "continue it with --resume, start over with --overwrite, "
                           "or pick another --out")
+    keep_freed_host_memory()
     result = training.train(config, resume=args.resume)
     if result.diverged:
         print(f"lars-ref: {result.message}", file=sys.stderr)

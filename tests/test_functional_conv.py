@@ -12,6 +12,8 @@ from lars_ref.functional import (
     conv2d_forward_naive,
     im2col,
 )
+from lars_ref.functional.conv import (conv2d_input_grad_by_col2im,
+                                      conv2d_input_grad_by_convolution)
 from lars_ref.functional.im2col import output_size
 from lars_ref.gradcheck import numerical_gradients, relative_error
 
@@ -222,3 +224,30 @@ def test_conv2d_cupy_matches_numpy(case, cupy_xp, rng):
             assert g_gpu is None
         else:
             np.testing.assert_allclose(to_numpy(g_gpu), g, rtol=1e-10, atol=1e-12)
+
+
+# (N, C, H, W), (F, C/groups, K, K), pad, groups: stride-1 cases of the convolution route.
+INPUT_GRAD_CASES = {
+    "3x3_pad1": ((2, 3, 6, 5), (4, 3, 3, 3), 1, 1),
+    "3x3_pad0_groups2": ((2, 4, 7, 7), (6, 2, 3, 3), 0, 2),
+    "5x5_pad2_groups2": ((3, 4, 8, 6), (4, 2, 5, 5), 2, 2),
+    "1x1": ((2, 3, 4, 4), (5, 3, 1, 1), 0, 1),
+}
+
+
+@pytest.mark.parametrize("case", INPUT_GRAD_CASES.values(), ids=INPUT_GRAD_CASES.keys())
+def test_conv2d_input_grad_routes_agree(case, rng):
+    """dx as a flipped-kernel convolution equals dx by the transposed GEMM + col2im."""
+    x_shape, w_shape, pad, groups = case
+    x, w, _ = make_conv_inputs(rng, x_shape, w_shape, with_bias=False)
+    out, _ = conv2d_forward(x, w, None, stride=1, pad=pad, groups=groups)
+    dout = rng.standard_normal(out.shape)
+    F, C_per_group, K, _ = w_shape
+    dout_mat = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(
+        groups, F // groups, -1)
+    w_mat = w.reshape(groups, F // groups, C_per_group * K * K)
+    by_col2im = conv2d_input_grad_by_col2im(dout_mat, w_mat, x_shape, K, K, 1, pad,
+                                            *out.shape[2:])
+    by_convolution = conv2d_input_grad_by_convolution(dout, w, pad, groups)
+    assert by_convolution.shape == x_shape
+    np.testing.assert_allclose(by_convolution, by_col2im, rtol=1e-12, atol=1e-12)

@@ -12,6 +12,15 @@ Vectorised as one matrix product per group, ``out = w_mat @ cols`` with
     dcols = w_mat^T @ dout_mat ;  dx = col2im(dcols)
     db = sum over (n, ho, wo) of dout
 
+For stride 1 and a square kernel, dx is also a *convolution*: the "full"
+correlation of dout with the kernels flipped in space and with the roles of input
+and output channels swapped,
+
+    dx[n, c] = sum_f  dout_pad[n, f]  (*)  flip(w[f, c]),   dout padded by HH-1-pad,
+
+which saves col2im's HH*WW strided passes over dx. Both routes are kept and
+tested against each other (``tests/test_functional_conv.py``).
+
 where ``dout_mat`` is dout laid out as (F, N*Ho*Wo).
 
 Paper: AlexNet and AlexNet-BN (Krizhevsky et al. 2012; You et al. 2017, Section 5)
@@ -135,13 +144,47 @@ def conv2d_backward(dout, cache: Conv2dCache):
     w_mat = w.reshape(groups, F // groups, patch_size)
     # dw[g] = dout[g] @ cols[g]^T: one GEMM per group, summing over all N*Ho*Wo pixels.
     dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).reshape(w.shape)
+    if stride == 1 and HH == WW and pad <= HH - 1:   # the faster route (module docstring)
+        dx = conv2d_input_grad_by_convolution(dout, w, pad, groups)
+    else:
+        dx = conv2d_input_grad_by_col2im(dout_mat, w_mat, x_shape, HH, WW, stride, pad,
+                                         Ho, Wo)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+def conv2d_input_grad_by_col2im(dout_mat, w_mat, x_shape, HH, WW, stride, pad, Ho, Wo):
+    """dx by the transpose of the forward GEMM, then col2im (any stride, any kernel).
+
+    dout_mat : (groups, F/groups, N*Ho*Wo); w_mat : (groups, F/groups, C/groups*HH*WW).
+    Returns dx : (N, C, H, W).
+    """
+    xp = get_xp(dout_mat)
+    num_columns = dout_mat.shape[2]
     # dcols[g] = w[g]^T @ dout[g], (groups, C/groups*HH*WW, N*Ho*Wo); col2im adds the
     # columns back onto the pixels they were copied from.
     dcols = xp.matmul(w_mat.swapaxes(-1, -2), dout_mat)
-    dx = col2im(dcols.reshape(groups * patch_size, num_columns), x_shape,
-                HH, WW, stride, pad, Ho, Wo)
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    return dx, dw, db
+    return col2im(dcols.reshape(-1, num_columns), x_shape, HH, WW, stride, pad, Ho, Wo)
+
+
+def conv2d_input_grad_by_convolution(dout, w, pad: int, groups: int):
+    """dx for stride 1 and a square kernel, as one convolution of dout (no col2im).
+
+    ``dx = conv2d(dout, w_flipped, pad=HH-1-pad, groups)`` where ``w_flipped[g*C/groups
+    + c, f] = w[g*F/groups + f, c, ::-1, ::-1]``: within each group the input and
+    output channels swap roles, and the kernel is rotated by 180 degrees.
+
+    dout : (N, F, Ho, Wo); w : (F, C/groups, HH, HH); 0 <= pad <= HH - 1.
+    Returns dx : (N, C, H, W) with H = Ho + 2*pad - HH + 1.
+    """
+    xp = get_xp(dout, w)
+    F, C_per_group, HH, WW = w.shape
+    swapped = w.reshape(groups, F // groups, C_per_group, HH, WW).swapaxes(1, 2)
+    w_flipped = xp.ascontiguousarray(
+        swapped.reshape(groups * C_per_group, F // groups, HH, WW)[:, :, ::-1, ::-1])
+    dx, _ = conv2d_forward(dout, w_flipped, None, stride=1, pad=HH - 1 - pad,
+                           groups=groups)
+    return dx
 
 
 def conv2d_forward_naive(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
