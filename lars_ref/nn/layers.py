@@ -63,10 +63,11 @@ class Conv2d(Module):
     Floor mode, as in PyTorch and Caffe: when ``(H + 2 pad - HH)`` is not a
     multiple of ``stride`` (a 3x3 stride-2 pad-1 conv on 32x32, the first block
     of a ResNet stage), the last rows/columns of the padded input are read by no
-    window. :func:`lars_ref.functional.conv2d_forward` accepts only exact fits,
-    so the layer pads the input itself, drops those rows and columns, and calls
-    the op with ``pad=0``; backward puts the gradient back in place (zero for
-    the dropped entries).
+    window. :func:`lars_ref.functional.conv2d_forward` floors too, but refuses
+    to ignore real (non-padding) pixels; the layer follows PyTorch and Caffe in
+    every case: it pads the input itself, drops the unread rows and columns, and
+    calls the op with ``pad=0``; backward puts the gradient back in place (zero
+    for the dropped entries).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0,
