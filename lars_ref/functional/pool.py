@@ -161,9 +161,9 @@ def global_avg_pool_backward(dout, cache: GlobalAvgPoolCache):
     return dx
 
 
-def max_pool2d_forward_naive(x, size: int, stride: int):
-    """Loop version of :func:`max_pool2d_forward` (the oracle); returns only ``out``."""
-    Ho, Wo = _pool_output_size("max_pool2d", x, size, stride)
+def _pool2d_forward_naive(op: str, x, size: int, stride: int, reduce: str):
+    """Loop over every output entry and reduce its window with ``reduce`` (the oracle)."""
+    Ho, Wo = _pool_output_size(op, x, size, stride)
     xp = get_xp(x)
     N, C = x.shape[:2]
     out = xp.zeros((N, C, Ho, Wo), dtype=x.dtype)
@@ -172,20 +172,16 @@ def max_pool2d_forward_naive(x, size: int, stride: int):
             for ho in range(Ho):
                 for wo in range(Wo):
                     top, left = ho * stride, wo * stride
-                    out[n, c, ho, wo] = x[n, c, top:top + size, left:left + size].max()
+                    window = x[n, c, top:top + size, left:left + size]
+                    out[n, c, ho, wo] = getattr(window, reduce)()
     return out
+
+
+def max_pool2d_forward_naive(x, size: int, stride: int):
+    """Loop version of :func:`max_pool2d_forward` (the oracle); returns only ``out``."""
+    return _pool2d_forward_naive("max_pool2d", x, size, stride, "max")
 
 
 def avg_pool2d_forward_naive(x, size: int, stride: int):
     """Loop version of :func:`avg_pool2d_forward` (the oracle); returns only ``out``."""
-    Ho, Wo = _pool_output_size("avg_pool2d", x, size, stride)
-    xp = get_xp(x)
-    N, C = x.shape[:2]
-    out = xp.zeros((N, C, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for ho in range(Ho):
-                for wo in range(Wo):
-                    top, left = ho * stride, wo * stride
-                    out[n, c, ho, wo] = x[n, c, top:top + size, left:left + size].mean()
-    return out
+    return _pool2d_forward_naive("avg_pool2d", x, size, stride, "mean")
