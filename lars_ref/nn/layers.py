@@ -14,6 +14,7 @@ import numpy as np
 
 from lars_ref import functional as F
 from lars_ref.backend import get_xp
+from lars_ref.functional.im2col import pad_images
 from lars_ref.nn.module import Module
 
 
@@ -25,13 +26,6 @@ def he_normal_std(fan_in: int) -> float:
 def gaussian(rng: np.random.Generator, shape: tuple, std: float, dtype) -> np.ndarray:
     """Host array of N(0, std^2) draws (drawn in float64, then cast to ``dtype``)."""
     return (std * rng.standard_normal(shape)).astype(dtype)
-
-
-def pad_spatial(x, pad: int):
-    """Zero-pad H and W of x (N, C, H, W) by ``pad`` on each side."""
-    if pad == 0:
-        return x
-    return get_xp(x).pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
 class Conv2d(Module):
@@ -94,7 +88,7 @@ class Conv2d(Module):
         self.floor_mode_shape = None if used is None else x.shape  # for backward
         pad = self.pad
         if used is not None:
-            x = pad_spatial(x, pad)[:, :, :used[0], :used[1]]
+            x = pad_images(x, pad)[:, :, :used[0], :used[1]]
             pad = 0
         with self.layer_errors():
             out, self.cache = F.conv2d_forward(
