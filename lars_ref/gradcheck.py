@@ -85,6 +85,23 @@ def relative_error(a, b) -> float:
     return float(np.linalg.norm(a - b) / scale)
 
 
+def assert_gradients_match(analytic, numerical, names, rtol: float = 1e-6) -> None:
+    """Assert an op's backward output matches :func:`numerical_gradients`, entry by entry.
+
+    ``analytic`` and ``numerical`` line up with ``names`` (e.g. ``("dx", "dw", "db")``);
+    where the numerical gradient is None (an absent argument) the analytic one must
+    be None too. Each pair must have a norm-based :func:`relative_error` below
+    ``rtol`` and agree elementwise (``rtol``, ``atol = 1e-8``).
+    """
+    for name, a, n in zip(names, analytic, numerical):
+        if n is None:
+            assert a is None, f"{name} should be None: its argument was None"
+            continue
+        error = relative_error(a, n)
+        assert error < rtol, f"{name}: relative error {error:.2e} >= {rtol:.0e}"
+        np.testing.assert_allclose(a, n, rtol=rtol, atol=1e-8, err_msg=name)
+
+
 class DirectionalCheck(NamedTuple):
     """Result of :func:`directional_check`."""
     analytic: float        # sum over params of sum(g * u)

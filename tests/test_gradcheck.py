@@ -5,6 +5,7 @@ import pytest
 
 from lars_ref import functional as F
 from lars_ref.gradcheck import (
+    assert_gradients_match,
     directional_check,
     numerical_gradient,
     numerical_gradients,
@@ -103,3 +104,12 @@ def test_directional_check_on_a_small_network(rng):
     _, grads = forward_backward()
     result = directional_check(lambda: forward_backward()[0], params, grads, rng)
     assert result.relative_error < 1e-6, result
+
+
+def test_assert_gradients_match_catches_a_wrong_gradient_and_a_stray_none():
+    good = [np.array([1.0, 2.0]), None]
+    assert_gradients_match(good, [np.array([1.0, 2.0]), None], ("dx", "db"))
+    with pytest.raises(AssertionError, match="dx: relative error"):
+        assert_gradients_match([np.array([1.0, 2.1]), None], good, ("dx", "db"))
+    with pytest.raises(AssertionError, match="db should be None"):
+        assert_gradients_match([good[0], np.zeros(2)], good, ("dx", "db"))
