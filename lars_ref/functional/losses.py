@@ -18,13 +18,15 @@ def _check_loss_args(xp, logits, labels) -> None:
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{op}: labels must be integer class indices, got dtype "
                          f"{labels.dtype}")
-    if bool(((labels < 0) | (labels >= K)).any()):
+    labels_bad = ((labels < 0) | (labels >= K)).any()
+    logits_bad = ~xp.isfinite(logits).all()
+    if not bool(labels_bad | logits_bad):   # the one host read (a GPU sync) per call
+        return
+    if bool(labels_bad):
         raise ValueError(f"{op}: labels must lie in [0, {K}) for {K} classes; got "
                          f"values from {int(labels.min())} to {int(labels.max())}")
-    if not bool(xp.isfinite(logits).all()):
-        raise ValueError(f"{op}: logits contain NaN or Inf (shape "
-                         f"{tuple(logits.shape)}); the model diverged or its input "
-                         "is bad")
+    raise ValueError(f"{op}: logits contain NaN or Inf (shape {tuple(logits.shape)}); "
+                     "the model diverged or its input is bad")
 
 
 def softmax_cross_entropy(logits, labels):
