@@ -99,9 +99,7 @@ class Conv2d(Module):
     def backward(self, dout):
         with self.layer_errors():
             dx, dw, db = F.conv2d_backward(dout, self._require_cache())
-        self.grads["w"] += dw
-        if db is not None:
-            self.grads["b"] += db
+        self.accumulate_grads(w=dw, b=db)
         if self.floor_mode_shape is not None:
             dx = self._unpad_floor_mode_grad(dx)
         return dx
@@ -166,9 +164,7 @@ class Linear(Module):
     def backward(self, dout):
         with self.layer_errors():
             dx, dw, db = F.linear_backward(dout, self._require_cache())
-        self.grads["w"] += dw
-        if db is not None:
-            self.grads["b"] += db
+        self.accumulate_grads(w=dw, b=db)
         return dx
 
     def extra_repr(self):

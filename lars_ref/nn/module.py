@@ -120,6 +120,16 @@ class Module:
         """Allocate a zero gradient beside each parameter (shape, dtype, device)."""
         self.grads = {key: get_xp(p).zeros_like(p) for key, p in self.params.items()}
 
+    def accumulate_grads(self, **grads) -> None:
+        """``self.grads[k] += d`` for each given gradient that is not None.
+
+        Adding (never assigning) is what makes the gradients of several micro-batches
+        sum between two ``zero_grad()`` calls (Caffe's ``iter_size``).
+        """
+        for key, grad in grads.items():
+            if grad is not None:
+                self.grads[key] += grad
+
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place (the arrays keep their identity)."""
         for _, module in self.named_modules():

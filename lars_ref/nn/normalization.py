@@ -64,9 +64,7 @@ class BatchNorm(Module):
     def backward(self, dout):
         with self.layer_errors():
             dx, dgamma, dbeta = F.batchnorm_backward(dout, self._require_cache())
-        if self.affine:
-            self.grads["gamma"] += dgamma
-            self.grads["beta"] += dbeta
+        self.accumulate_grads(gamma=dgamma, beta=dbeta)   # both None without scale/shift
         return dx
 
     def extra_repr(self):
