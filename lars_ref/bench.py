@@ -4,8 +4,9 @@ Times, in one run, the forward+backward of conv2d (64->64, 3x3, pad 1),
 batch norm and max-pool (2x2, stride 2) on a (128, 64, 32, 32) float32 batch,
 and one ResNet-20 training step (batch 128, 3x32x32: forward, softmax
 cross-entropy, backward, momentum-SGD update), each against the same
-computation in PyTorch with the same number of threads. Prints the median of
-``--repeats`` timings after ``--warmup`` runs, and the ratio ours / torch.
+computation in PyTorch with the same number of threads. The two sides run in
+alternating turns (``--repeats`` of each, after ``--warmup`` runs); the table shows
+each side's median time and the median of the per-turn ratios ours / torch.
 
     python -m lars_ref.bench                  # full size, CPU, one thread per core
     python -m lars_ref.bench --quick          # small sizes, a few seconds
@@ -78,12 +79,10 @@ def main(argv=None) -> int:
     clock, rows = CLOCKS[args.clock], []
     cases = _cases(xp, torch, device, sizes)
     for name, (ours, theirs) in cases.items():
-        timing = dict(clock=clock, warmup=sizes["warmup"], repeats=sizes["repeats"])
-        ours_ms = median_ms(ours, _synchronizer(xp), **timing)
-        torch_ms = None
-        if theirs is not None:
-            torch_ms = median_ms(theirs, _torch_synchronizer(torch, device), **timing)
-        rows.append((name, ours_ms, torch_ms))
+        timed = time_in_turns(ours, theirs, _synchronizer(xp),
+                              _torch_synchronizer(torch, device), clock=clock,
+                              warmup=sizes["warmup"], repeats=sizes["repeats"])
+        rows.append((name, *timed))
     print(format_table(rows))
     if args.profile:
         profiler = cProfile.Profile()
@@ -92,28 +91,45 @@ def main(argv=None) -> int:
     return 0
 
 
-def median_ms(fn, synchronize, *, clock, warmup, repeats):
-    """Median time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-        synchronize()
-    times = []
+def time_in_turns(ours, theirs, sync_ours, sync_theirs, *, clock, warmup, repeats):
+    """Time ``ours()`` and ``theirs()`` in alternating turns, after ``warmup`` of each.
+
+    Every turn runs ours once, then theirs once, so that a change of machine speed
+    during the run (another job, a busy neighbour of a virtual machine) hits both
+    sides alike. ``theirs`` may be None (ours alone).
+
+    Returns
+    -------
+    (ours ms, theirs ms, ratio) : the median time of each side, and the median over
+    the turns of the per-turn ratio ours / theirs (None, None without ``theirs``).
+    """
+    sides = [(ours, sync_ours)] + ([(theirs, sync_theirs)] if theirs is not None else [])
+    for fn, synchronize in sides:
+        for _ in range(warmup):
+            fn()
+            synchronize()
+    times = [[] for _ in sides]
     for _ in range(repeats):
-        start = clock()
-        fn()
-        synchronize()
-        times.append(clock() - start)
-    return 1e3 * statistics.median(times)
+        for (fn, synchronize), side_times in zip(sides, times):
+            start = clock()
+            fn()
+            synchronize()
+            side_times.append(clock() - start)
+    medians = [1e3 * statistics.median(side_times) for side_times in times]
+    if theirs is None:
+        return medians[0], None, None
+    ratio = statistics.median(a / b for a, b in zip(*times))
+    return medians[0], medians[1], ratio
 
 
 def format_table(rows):
-    """rows: (case, ours ms, torch ms or None) -> an aligned text table."""
+    """rows: (case, ours ms, torch ms or None, ratio or None) -> an aligned text table."""
     lines = [f"{'case':<36}{'ours ms':>10}{'torch ms':>10}{'ours/torch':>12}  target"]
-    for name, ours_ms, torch_ms in rows:
+    for name, ours_ms, torch_ms, ratio in rows:
         if torch_ms is None:
             lines.append(f"{name:<36}{ours_ms:>10.1f}{'-':>10}{'-':>12}")
             continue
-        ratio, target = ours_ms / torch_ms, TARGETS.get(name.split(" (")[0])
+        target = TARGETS.get(name.split(" (")[0])
         verdict = "" if target is None else f"<= {target}: " + (
             "met" if ratio <= target else "MISSED")
         lines.append(f"{name:<36}{ours_ms:>10.1f}{torch_ms:>10.1f}{ratio:>12.2f}  "
@@ -300,8 +316,8 @@ def _describe_setup(xp, args, torch, device, sizes):
     if torch is not None:
         lines.append(f"torch {torch.__version__} on {device}, "
                      f"torch.get_num_threads() = {torch.get_num_threads()}")
-    lines.append(f"float32; median {args.clock} time of {sizes['repeats']} runs after "
-                 f"{sizes['warmup']} warm-up runs")
+    lines.append(f"float32; median {args.clock} time of {sizes['repeats']} turns after "
+                 f"{sizes['warmup']} warm-up runs; ratio: median of the per-turn ratios")
     return "\n".join(lines)
 
 
