@@ -4,9 +4,9 @@ Times, in one run, the forward+backward of conv2d (64->64, 3x3, pad 1),
 batch norm and max-pool (2x2, stride 2) on a (128, 64, 32, 32) float32 batch,
 and one ResNet-20 training step (batch 128, 3x32x32: forward, softmax
 cross-entropy, backward, momentum-SGD update), each against the same
-computation in PyTorch with the same number of threads. The two sides run in
-alternating turns (``--repeats`` of each, after ``--warmup`` runs); the table shows
-each side's median time and the median of the per-turn ratios ours / torch.
+computation in PyTorch with the same number of threads. Each side runs in two
+blocks, in the order ours, torch, torch, ours, of ``--warmup`` untimed and
+``--repeats`` timed runs; the table shows each side's median time and their ratio.
 
     python -m lars_ref.bench                  # full size, CPU, one thread per core
     python -m lars_ref.bench --quick          # small sizes, a few seconds
@@ -79,9 +79,9 @@ def main(argv=None) -> int:
     clock, rows = CLOCKS[args.clock], []
     cases = _cases(xp, torch, device, sizes)
     for name, (ours, theirs) in cases.items():
-        timed = time_in_turns(ours, theirs, _synchronizer(xp),
-                              _torch_synchronizer(torch, device), clock=clock,
-                              warmup=sizes["warmup"], repeats=sizes["repeats"])
+        timed = time_in_blocks(ours, theirs, _synchronizer(xp),
+                               _torch_synchronizer(torch, device), clock=clock,
+                               warmup=sizes["warmup"], repeats=sizes["repeats"])
         rows.append((name, *timed))
     print(format_table(rows))
     if args.profile:
@@ -91,35 +91,40 @@ def main(argv=None) -> int:
     return 0
 
 
-def time_in_turns(ours, theirs, sync_ours, sync_theirs, *, clock, warmup, repeats):
-    """Time ``ours()`` and ``theirs()`` in alternating turns, after ``warmup`` of each.
+def time_in_blocks(ours, theirs, sync_ours, sync_theirs, *, clock, warmup, repeats):
+    """Time ``ours()`` and ``theirs()`` in blocks ordered ours, theirs, theirs, ours.
 
-    Every turn runs ours once, then theirs once, so that a change of machine speed
-    during the run (another job, a busy neighbour of a virtual machine) hits both
-    sides alike. ``theirs`` may be None (ours alone).
+    Each block is ``warmup`` untimed runs and then ``repeats`` timed ones. The ABBA
+    order cancels a steady drift of machine speed (another job starting, a busy
+    neighbour of a virtual machine), and the untimed runs at the start of every block
+    let the other side's worker threads go idle before timing resumes (PyTorch's
+    OpenMP threads keep spinning for a while after each call, and with ``--clock
+    cpu`` their time would be counted as ours). ``theirs`` may be None (ours alone).
 
     Returns
     -------
-    (ours ms, theirs ms, ratio) : the median time of each side, and the median over
-    the turns of the per-turn ratio ours / theirs (None, None without ``theirs``).
+    (ours ms, theirs ms, ratio) : the median time of each side over its two blocks and
+    ours / theirs of these medians (None, None without ``theirs``).
     """
-    sides = [(ours, sync_ours)] + ([(theirs, sync_theirs)] if theirs is not None else [])
-    for fn, synchronize in sides:
+    def timed_block(fn, synchronize):
         for _ in range(warmup):
             fn()
             synchronize()
-    times = [[] for _ in sides]
-    for _ in range(repeats):
-        for (fn, synchronize), side_times in zip(sides, times):
+        times = []
+        for _ in range(repeats):
             start = clock()
             fn()
             synchronize()
-            side_times.append(clock() - start)
-    medians = [1e3 * statistics.median(side_times) for side_times in times]
+            times.append(clock() - start)
+        return times
+
     if theirs is None:
-        return medians[0], None, None
-    ratio = statistics.median(a / b for a, b in zip(*times))
-    return medians[0], medians[1], ratio
+        return 1e3 * statistics.median(timed_block(ours, sync_ours)), None, None
+    ours_times = timed_block(ours, sync_ours)
+    theirs_times = timed_block(theirs, sync_theirs) + timed_block(theirs, sync_theirs)
+    ours_times += timed_block(ours, sync_ours)
+    ours_ms, theirs_ms = (1e3 * statistics.median(t) for t in (ours_times, theirs_times))
+    return ours_ms, theirs_ms, ours_ms / theirs_ms
 
 
 def format_table(rows):
@@ -316,8 +321,8 @@ def _describe_setup(xp, args, torch, device, sizes):
     if torch is not None:
         lines.append(f"torch {torch.__version__} on {device}, "
                      f"torch.get_num_threads() = {torch.get_num_threads()}")
-    lines.append(f"float32; median {args.clock} time of {sizes['repeats']} turns after "
-                 f"{sizes['warmup']} warm-up runs; ratio: median of the per-turn ratios")
+    lines.append(f"float32; median {args.clock} time of two blocks (ours, torch, torch, "
+                 f"ours) of {sizes['warmup']} warm-up and {sizes['repeats']} timed runs")
     return "\n".join(lines)
 
 

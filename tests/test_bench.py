@@ -1,4 +1,4 @@
-"""lars-ref bench: the turn-taking timer (with a scripted clock) and a quick end-to-end run."""
+"""lars-ref bench: the block timer (with a scripted clock), the table, and a quick run."""
 import re
 
 import pytest
@@ -16,24 +16,24 @@ class ScriptedClock:
         return next(self.readings)
 
 
-def test_time_in_turns_alternates_and_takes_the_median_of_per_turn_ratios():
+def test_time_in_blocks_runs_abba_with_untimed_warmups():
     calls = []
     ours, theirs = (lambda: calls.append("ours")), (lambda: calls.append("theirs"))
-    # Three turns; each reads the clock at the start and end of ours, then of theirs.
-    # Durations: ours 2, 4, 10 and theirs 1, 4, 5, so the per-turn ratios are 2, 1, 2:
-    # their median is 2, while the ratio of the two medians (4 / 4) would be 1.
-    readings = [0, 2, 2, 3,   10, 14, 14, 18,   20, 30, 30, 35]
-    ours_ms, theirs_ms, ratio = bench.time_in_turns(
+    # Blocks ours, theirs, theirs, ours of 1 warm-up (no clock reading) + 2 timed runs
+    # (two readings each). The machine slows down steadily: ours 2, 2 then 6, 6;
+    # theirs 1, 1 then 3, 3.
+    readings = [0, 2, 2, 4,   4, 5, 5, 6,   6, 9, 9, 12,   12, 18, 18, 24]
+    ours_ms, theirs_ms, ratio = bench.time_in_blocks(
         ours, theirs, lambda: None, lambda: None, clock=ScriptedClock(readings),
-        warmup=1, repeats=3)
-    assert calls == ["ours", "theirs"] + ["ours", "theirs"] * 3   # warm-ups, then turns
-    assert ours_ms == 4000.0 and theirs_ms == 4000.0              # medians, in ms
+        warmup=1, repeats=2)
+    assert calls == ["ours"] * 3 + ["theirs"] * 6 + ["ours"] * 3
+    assert ours_ms == 4000.0 and theirs_ms == 2000.0      # medians of 2, 2, 6, 6 / 1, 1, 3, 3
     assert ratio == 2.0
 
 
-def test_time_in_turns_without_the_other_side():
+def test_time_in_blocks_without_the_other_side():
     readings = [0, 3, 3, 4, 4, 9]
-    ours_ms, theirs_ms, ratio = bench.time_in_turns(
+    ours_ms, theirs_ms, ratio = bench.time_in_blocks(
         lambda: None, None, lambda: None, None, clock=ScriptedClock(readings),
         warmup=0, repeats=3)
     assert (ours_ms, theirs_ms, ratio) == (3000.0, None, None)
