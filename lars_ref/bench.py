@@ -53,8 +53,9 @@ def parse_args(argv):
         help="BLAS threads for us and torch.set_num_threads (default: cores)")
     add("--clock", default="wall", choices=tuple(CLOCKS),
         help="wall time, or CPU time of this process (default: wall)")
-    add("--repeats", type=int, help="timed runs per case (the median is reported)")
-    add("--warmup", type=int, help="untimed runs before timing")
+    add("--repeats", type=int,
+        help="timed runs per block; each side runs two blocks (the median is reported)")
+    add("--warmup", type=int, help="untimed runs at the start of every block")
     add("--no-torch", action="store_true", help="time our side only")
     add("--default-malloc", action="store_true",
         help="leave glibc's malloc settings alone (see backend.keep_freed_host_memory)")
