@@ -29,12 +29,13 @@ import zipfile
 import numpy as np
 
 from lars_ref.backend import to_numpy
+from lars_ref.errors import UserError
 
 FORMAT_VERSION = 1
 _TREE_KEY = "__tree__"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file is missing, corrupt, or does not fit the current run."""
 
 

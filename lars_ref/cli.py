@@ -16,9 +16,8 @@ import os
 import sys
 
 from lars_ref.backend import BackendError, keep_freed_host_memory
-from lars_ref.checkpoint import CheckpointError
 from lars_ref.config import ConfigError, TrainConfig
-from lars_ref.data.errors import DataError
+from lars_ref.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except (ConfigError, CheckpointError, DataError, BackendError) as err:
+    except (UserError, BackendError) as err:
         return _fail(err)
     except KeyboardInterrupt:
         print("lars-ref: interrupted; continue a train run with --resume",

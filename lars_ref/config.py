@@ -23,11 +23,13 @@ import json
 import math
 import os
 
+from lars_ref.errors import UserError
+
 DTYPES = ("float32", "float64")
 INITS = ("auto", "paper", "paper_gain")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A user-facing setting is wrong; the message says which and what to do."""
 
 
