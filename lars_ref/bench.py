@@ -32,7 +32,8 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
+from lars_ref.backend import (BACKEND_NAMES, keep_freed_host_memory, resolve_backend,
+                              to_device)
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
 
@@ -43,12 +44,26 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def register(commands) -> None:
+    """Add ``bench`` to the ``lars-ref`` command tree (argparse subparsers)."""
+    parser = commands.add_parser(
+        "bench", help="time conv, BN, max-pool and a ResNet-20 step against PyTorch",
+        description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="lars-ref bench",
                                      description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_arguments(parser) -> None:
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes, few repeats")
-    add("--backend", default="numpy", choices=("numpy", "cupy", "auto"))
+    add("--backend", default="numpy", choices=BACKEND_NAMES)
     add("--threads", type=int, default=os.cpu_count(),
         help="BLAS threads for us and torch.set_num_threads (default: cores)")
     add("--clock", default="wall", choices=tuple(CLOCKS),
@@ -61,12 +76,15 @@ def parse_args(argv):
         help="leave glibc's malloc settings alone (see backend.keep_freed_host_memory)")
     add("--profile", action="store_true",
         help="also cProfile one of our ResNet-20 steps (own time per function)")
-    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     """Run the benchmark and print the table; return 0."""
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args) -> int:
+    """Run the benchmark with parsed ``args`` and print the table; return 0."""
     sizes = dict(QUICK if args.quick else FULL)
     for key in ("warmup", "repeats"):
         if getattr(args, key) is not None:

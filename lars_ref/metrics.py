@@ -6,7 +6,8 @@ Two small pieces used by :mod:`lars_ref.train`:
   arrays and copies them to the host in one transfer per logging interval, so
   the training step itself never waits for the GPU.
 * :class:`MetricsWriter` writes each stream (``steps``, ``epochs``, ``layers``)
-  to ``<name>.jsonl`` (NaN/Inf as ``null``) and ``<name>.csv`` (``nan``/``inf``).
+  to ``<name>.jsonl`` (NaN/Inf as ``null``) and ``<name>.csv`` (``nan``/``inf``)
+  with the writers of :mod:`lars_ref.table_files`.
   Rows hold no wall-clock times, so two runs with the same seed on the same
   machine write byte-identical files; timings go to a separate
   ``timings.jsonl``. It keeps every row in memory so that a checkpoint can hold
@@ -18,12 +19,10 @@ Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 from __future__ import annotations
 
 import json
-import math
 import os
 
-import numpy as np
-
 from lars_ref.diagnostics import gather_scalars
+from lars_ref.table_files import append_csv, append_jsonl
 
 STREAMS = ("steps", "epochs", "layers")
 
@@ -59,14 +58,6 @@ class ScalarBuffer:
         return gathered
 
 
-def _format_csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    return str(value)
-
-
 class MetricsWriter:
     """Append rows to ``<out>/<stream>.jsonl`` and ``<out>/<stream>.csv``.
 
@@ -100,16 +91,8 @@ class MetricsWriter:
         self._append(stream, rows, columns, header=new_file)
 
     def _append(self, stream, rows, columns, header):
-        with open(self.path(stream, "jsonl"), "a", encoding="utf-8") as jsonl:
-            for row in rows:  # JSON has no NaN/Infinity: those become null
-                clean = {k: None if isinstance(v, float) and not math.isfinite(v)
-                         else v for k, v in row.items()}
-                jsonl.write(json.dumps(clean) + "\n")
-        with open(self.path(stream, "csv"), "a", encoding="utf-8") as csv:
-            if header:
-                csv.write(",".join(columns) + "\n")
-            for row in rows:
-                csv.write(",".join(_format_csv_value(row[c]) for c in columns) + "\n")
+        append_jsonl(self.path(stream, "jsonl"), rows)
+        append_csv(self.path(stream, "csv"), rows, columns, header=header)
 
     def _rewrite_all(self) -> None:
         for stream in STREAMS:
@@ -133,3 +116,28 @@ class MetricsWriter:
         with open(os.path.join(self.out_dir, "timings.jsonl"), "a",
                   encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+def console_line(epoch_row: dict, total_epochs: float, seconds: float) -> str:
+    """The one console line of an epoch: loss, train and test top-1, LR, seconds."""
+    test = epoch_row["test_acc"]
+    test_text = "   n/a" if test is None else f"{100 * test:5.1f}%"
+    return (f"epoch {epoch_row['epoch']:.4g}/{total_epochs:.4g}  step {epoch_row['step']}  "
+            f"loss {epoch_row['train_loss']:.4f}  train {100 * epoch_row['train_acc']:5.1f}%"
+            f"  test {test_text}  lr {epoch_row['lr']:.4g}  {seconds:.1f} s")
+
+
+def frozen_warning(layer_rows: list[dict], optimizer_name: str) -> str | None:
+    """A warning naming the tensors with ||w|| = 0 and lam = 0 at step 0, or None.
+
+    Under the box read literally such a tensor never moves (lam = 0 forever).
+    """
+    frozen = [row["name"] for row in layer_rows if row["step"] == 0
+              and row["w_norm"] == 0 and row["local_lr"] == 0]
+    if not frozen:
+        return None
+    count = len({row["name"] for row in layer_rows if row["step"] == 0})
+    shown = ", ".join(frozen[:4]) + (", ..." if len(frozen) > 4 else "")
+    return (f"{len(frozen)} of {count} tensors start with ||w|| = 0 and get lam = 0 "
+            f"under --optimizer {optimizer_name}, so they never move ({shown}); "
+            "--optimizer lars uses the authors' lam = 1 there")
