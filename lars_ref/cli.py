@@ -15,6 +15,7 @@ Introduced in ``README.md``.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -24,6 +25,8 @@ from lars_ref.errors import UserError
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+# File-system refusals that are the user's to fix (space, quota, permissions).
+USER_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 # The modules that add a command to the tree (each defines register(commands)).
 COMMAND_MODULES = (
@@ -74,12 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except (UserError, BackendError) as err:
         return fail(err)
+    except OSError as err:
+        if err.errno not in USER_ERRNOS:
+            raise
+        return fail(f"cannot write {err.filename or 'a file'} ({err.strerror}); free "
+                    "some space or pick a folder you can write to (--out)")
     except KeyboardInterrupt:
         print("lars-ref: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def fail(err: BaseException) -> int:
+def fail(err: BaseException | str) -> int:
     """Print one line ``lars-ref: error: <message>`` on stderr; return 2."""
     message = " ".join(str(err).split()) or type(err).__name__
     print(f"lars-ref: error: {message}", file=sys.stderr)

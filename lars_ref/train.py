@@ -329,6 +329,7 @@ class Run:
         """One line on stdout (above the progress bar) when ``config.console`` is on."""
         if self.config.console:
             tqdm.write(line, file=sys.stdout)
+            sys.stdout.flush()  # a log file or a pipe sees each line at once
 
     def _warn_frozen(self, layer_rows) -> None:
         """Once, at step 0: name the tensors that the zero-norm rule keeps frozen."""

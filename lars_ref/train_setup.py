@@ -96,7 +96,9 @@ def load_data(config: TrainConfig, dataset: Dataset | None = None) -> Dataset:
 
 def _name_the_flags(message: str) -> str:
     """The data loaders speak of ``data_dir=``; on the command line it is --data-dir."""
-    return re.sub(r"\bdata_dir\b=?", "--data-dir ", message).replace("  ", " ")
+    message = re.sub(r"\bdata_dir=\.\.\.", "--data-dir DIR", message)
+    message = re.sub(r"\bdata_dir=", "--data-dir ", message)
+    return re.sub(r"\bdata_dir\b", "--data-dir", message)
 
 
 def make_batches(config: TrainConfig, dataset: Dataset):
