@@ -115,6 +115,7 @@ def demo_config(run: DemoRun, *, epochs: float, seed: int, out_dir: str,
         warmup_epochs=run.warmup_epochs, batch_size=run.batch_size, seed=seed,
         backend=backend, out=os.path.join(out_dir, run.name), progress=progress,
         log_every=max(1, steps_per_epoch), diag_every=max(1, steps_per_epoch // 8),
+        console=False,  # the demo prints one line per run instead
         blas_threads=1)  # small GEMMs: 1 BLAS thread is fastest (unused on a GPU)
 
 
