@@ -152,3 +152,21 @@ def test_at_least_30_bad_inputs_end_in_one_line_and_change_nothing(template,
     failures = [f"{name}: {', '.join(problems)}\n    {stderr}"
                 for name, problems, stderr in trials if problems]
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--model", "vgg99"], "unknown model 'vgg99'"),
+    (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+    (["--dataset", "imagenet22k"], "unknown dataset 'imagenet22k'"),
+    (["--out", "/proc/lars_ref_x"], "cannot write into --out"),
+])
+def test_names_and_output_folder_are_checked_before_any_data_is_loaded(
+        monkeypatch, capsys, tmp_path, flags, expected):
+    from lars_ref import cli, train_setup
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the data was loaded before the settings were checked")
+
+    monkeypatch.setattr(train_setup, "load_dataset", no_loading)
+    assert cli.main(["train", *TINY, "--out", str(tmp_path / "out"), *flags]) == 2
+    assert expected in capsys.readouterr().err
