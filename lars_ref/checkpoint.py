@@ -42,7 +42,7 @@ def checkpoint_path(out_dir: str) -> str:
 
 
 def temporary_names(path) -> str:
-    """The glob pattern of the temporary files :func:`save_checkpoint` writes for ``path``."""
+    """Glob pattern of the temporary files that :func:`save_checkpoint` writes."""
     return f".{os.path.basename(os.fspath(path))}.*.tmp"
 
 

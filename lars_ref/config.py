@@ -63,8 +63,8 @@ class TrainConfig:
               "A fraction such as 1/16 is accepted (default: auto)")
     dropout: float | None = setting(None, "AlexNet drop6/drop7 probability "
                                           "(default: the paper's 0.5)")
-    init: str = setting("auto", "AlexNet weight init. paper: the authors' Gaussian stds; "
-                                "paper_gain: those stds scaled to the paper network's "
+    init: str = setting("auto", "AlexNet weight init. paper: the authors' Gaussian "
+                                "stds; paper_gain: those stds scaled to the paper network's "
                                 "std*sqrt(fan_in), so that plain SGD trains the small "
                                 "AlexNets; auto: paper at the paper's size, paper_gain "
                                 "for small inputs", INITS)
@@ -96,7 +96,8 @@ class TrainConfig:
                                      "Algorithm 1 L3")
     decay_clock: str = setting(
         "absolute", "absolute: the decay counts t from 0 as the authors' NVCaffe did, "
-                    "so the LR steps down at the end of warm-up (to gamma_0 (1-T_w/T)^p); "
+                    "so the LR steps down at the end of warm-up (to gamma_0 "
+                    "(1-T_w/T)^p); "
                     "after_warmup: the decay starts at T_w, no step", DECAY_CLOCKS)
     # batching
     batch_size: int = setting(128, "global batch B of one optimizer step")
@@ -245,7 +246,8 @@ def read_json_object(path: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"--config file {path!r} is not valid JSON ({err})") from None
     except OSError as err:
-        raise ConfigError(f"cannot read --config file {path!r}: {err.strerror}") from None
+        raise ConfigError(f"cannot read --config file {path!r}: "
+                          f"{err.strerror}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config file {path!r} must hold a JSON object, "
                           f"not {type(values).__name__}")

@@ -122,9 +122,10 @@ def console_line(epoch_row: dict, total_epochs: float, seconds: float) -> str:
     """The one console line of an epoch: loss, train and test top-1, LR, seconds."""
     test = epoch_row["test_acc"]
     test_text = "   n/a" if test is None else f"{100 * test:5.1f}%"
-    return (f"epoch {epoch_row['epoch']:.4g}/{total_epochs:.4g}  step {epoch_row['step']}  "
-            f"loss {epoch_row['train_loss']:.4f}  train {100 * epoch_row['train_acc']:5.1f}%"
-            f"  test {test_text}  lr {epoch_row['lr']:.4g}  {seconds:.1f} s")
+    row = epoch_row
+    return (f"epoch {row['epoch']:.4g}/{total_epochs:.4g}  step {row['step']}  "
+            f"loss {row['train_loss']:.4f}  train {100 * row['train_acc']:5.1f}%  "
+            f"test {test_text}  lr {row['lr']:.4g}  {seconds:.1f} s")
 
 
 def frozen_warning(layer_rows: list[dict], optimizer_name: str) -> str | None:

@@ -272,7 +272,8 @@ class Run:
         self.metrics.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
         self._say(console_line(row, self.schedule.total_steps
                                / self.schedule.steps_per_epoch, wall_s))
-        if final or epochs_done % config.checkpoint_every == 0 or self._checkpoint_due():
+        periodic = epochs_done % config.checkpoint_every == 0
+        if final or periodic or self._checkpoint_due():
             self._save()
 
     def _finish(self) -> None:

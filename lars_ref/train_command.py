@@ -66,7 +66,8 @@ def add_setting_flag(parser, field: dataclasses.Field) -> None:
     if type_name == "bool":
         options["action"] = argparse.BooleanOptionalAction
     else:
-        options["type"] = width_value if field.name == "width" else FIELD_TYPES[type_name]
+        options["type"] = (width_value if field.name == "width"
+                           else FIELD_TYPES[type_name])
         options["metavar"] = field.name.upper()
     if field.metadata.get("choices"):
         options["choices"] = field.metadata["choices"]

@@ -25,7 +25,8 @@ from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats,
                            dataset_names, eval_transform, load_dataset, train_transform)
 from lars_ref.models import MODELS, build_model
-from lars_ref.optim import PRESETS, SGD, WarmupPolySchedule, build_preset, epochs_to_steps
+from lars_ref.optim import (PRESETS, SGD, WarmupPolySchedule, build_preset,
+                            epochs_to_steps)
 
 # Settings that must match for --resume (the others may change, e.g. --epochs).
 RESUME_KEYS = ("model", "dataset", "width", "dropout", "dtype", "optimizer",
@@ -71,8 +72,8 @@ def check_names(config: TrainConfig, *, model_given: bool = False) -> None:
         raise ConfigError(f"unknown optimizer {config.optimizer!r} (--optimizer); "
                           f"choose sgd, lars, or a LARS preset: {', '.join(PRESETS)}")
     if config.init != "auto" and config.model not in ("alexnet", "alexnet_bn"):
-        raise ConfigError(f"--init {config.init} is defined for alexnet and alexnet_bn, "
-                          f"not {config.model!r}; use --init auto")
+        raise ConfigError(f"--init {config.init} is defined for alexnet and "
+                          f"alexnet_bn, not {config.model!r}; use --init auto")
     if (config.data_dir and os.path.isfile(os.path.expanduser(config.data_dir))
             and config.dataset != "image_folder"):
         raise ConfigError(f"--data-dir {config.data_dir} is a file; give the folder "

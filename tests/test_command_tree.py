@@ -75,8 +75,8 @@ def _choice_lists():
                     node.ops[0], (ast.In, ast.NotIn)):
                 literals.extend(node.comparators)
             for literal in literals:
-                if isinstance(literal, (ast.Tuple, ast.List)) and len(literal.elts) >= 2 \
-                        and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                if isinstance(literal, (ast.Tuple, ast.List)) \
+                        and len(literal.elts) >= 2 and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
                                 for e in literal.elts):
                     found.append((frozenset(e.value for e in literal.elts),
                                   f"{path.relative_to(PACKAGE)}:{literal.lineno}"))

@@ -84,10 +84,9 @@ def test_logged_lr_is_the_one_line_5_used(tmp_path, optimizer, offset):
 
 
 def test_help_and_docs_explain_the_two_schedule_surprises():
-    import subprocess as sp
-    help_text = sp.run([sys.executable, "-m", "lars_ref", "train", "--help"],
-                       capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    help_text = subprocess.run([sys.executable, "-m", "lars_ref", "train", "--help"],
+                               capture_output=True, text=True, env=env).stdout
     flat = " ".join(help_text.split())
     assert "steps down at the end of warm-up" in flat
     assert "so that step 0 trains" in flat

@@ -29,20 +29,23 @@ def register(commands) -> None:
     """Add ``vectors`` and ``crosscheck`` to the ``lars-ref`` command tree."""
     from lars_ref.optim import PRESETS
     vectors = commands.add_parser(
-        "vectors", help="write the reference trajectories (golden vectors) of every preset",
-        description="Reference LARS trajectories (float64 .npz + manifest.json) for every "
-                    "preset on every case.")
+        "vectors",
+        help="write the reference trajectories (golden vectors) of every preset",
+        description="Reference LARS trajectories (float64 .npz + manifest.json) for "
+                    "every preset on every case.")
     target = vectors.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="directory to write (created if needed)")
     target.add_argument("--verify", help="directory to check against its manifest")
-    vectors.add_argument("--presets", help="comma-separated preset names (default: all)")
+    vectors.add_argument("--presets",
+                         help="comma-separated preset names (default: all)")
     vectors.set_defaults(handler=run_vectors)
     crosscheck = commands.add_parser(
-        "crosscheck", help="check your own LARS against the presets: which LARS is mine?",
+        "crosscheck",
+        help="check your own LARS against the presets: which LARS is mine?",
         description="Identify a LARS implementation by replaying the reference cases "
                     "through it.",
-        epilog="presets: " + ", ".join(PRESETS) + " (docs/variants.md); protocol and file "
-               "format: docs/crosscheck.md")
+        epilog="presets: " + ", ".join(PRESETS) + " (docs/variants.md); protocol "
+               "and file format: docs/crosscheck.md")
     crosscheck.add_argument("--adapter", required=True, help=ADAPTER_HELP)
     crosscheck.add_argument("--tol", type=float, default=None,
                             help="match tolerance (default: 1e-9)")
@@ -52,7 +55,7 @@ def register(commands) -> None:
 
 
 def vectors_main(argv=None) -> int:
-    """``lars-ref vectors ARGV``: write (``--out``) or verify (``--verify``) reference files."""
+    """``lars-ref vectors ARGV``: write (``--out``) or check (``--verify``) the files."""
     from lars_ref.cli import main as lars_ref_main
     return lars_ref_main(["vectors", *(sys.argv[1:] if argv is None else argv)])
 
@@ -92,7 +95,7 @@ def resolve_adapter(spec: str):
 
 
 def crosscheck_main(argv=None) -> int:
-    """``lars-ref crosscheck ARGV``: the "which LARS is mine?" report; 0 when a preset matches."""
+    """``lars-ref crosscheck ARGV``: "which LARS is mine?"; 0 when a preset matches."""
     from lars_ref.cli import main as lars_ref_main
     return lars_ref_main(["crosscheck", *(sys.argv[1:] if argv is None else argv)])
 
@@ -114,7 +117,7 @@ def run_crosscheck(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lars_ref.crosscheck.cli vectors|crosscheck ...`` = ``lars-ref ...``."""
+    """``python -m lars_ref.crosscheck.cli vectors|crosscheck ...``: ``lars-ref``."""
     from lars_ref.cli import main as lars_ref_main
     return lars_ref_main(sys.argv[1:] if argv is None else argv)
 
