@@ -1,6 +1,6 @@
 """Metrics of a run: device scalars gathered in batches, written as JSON lines and CSV.
 
-Two small pieces used by :mod:`lars_ref.train`:
+Three small pieces used by :mod:`lars_ref.train`:
 
 * :class:`ScalarBuffer` keeps the per-step loss and accuracy as device 0-d
   arrays and copies them to the host in one transfer per logging interval, so
@@ -13,15 +13,21 @@ Two small pieces used by :mod:`lars_ref.train`:
   ``timings.jsonl``. It keeps every row in memory so that a checkpoint can hold
   "the metrics so far" and a resumed run rewrites the files exactly as they
   were when the checkpoint was taken.
+* :class:`RunRecords` holds both, plus the per-tensor diagnostics, for one run:
+  queue a step, flush (stopping at the first NaN/Inf loss), add an epoch row.
 
 Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+from typing import NamedTuple
 
-from lars_ref.diagnostics import gather_scalars
+import numpy as np
+
+from lars_ref.diagnostics import DiagnosticsRecorder, gather_scalars
 from lars_ref.table_files import append_csv, append_jsonl
 
 STREAMS = ("steps", "epochs", "layers")
@@ -116,6 +122,61 @@ class MetricsWriter:
         with open(os.path.join(self.out_dir, "timings.jsonl"), "a",
                   encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+class Flushed(NamedTuple):
+    """What :meth:`RunRecords.flush` gathered and wrote."""
+    steps: list             # the step rows written (all finite)
+    layers: list            # the diagnostics rows written
+    first_bad: dict | None  # the first step row whose loss is NaN/Inf (not written)
+
+
+class RunRecords:
+    """The rows of one run (steps, per-tensor diagnostics, epochs) and their files.
+
+    Creating it empties the metric files of ``out_dir``; :meth:`load_state_dict`
+    then restores the rows of a checkpoint.
+    """
+
+    def __init__(self, out_dir: str, diag_every: int):
+        self.pending = ScalarBuffer()
+        self.diagnostics = DiagnosticsRecorder(every=diag_every)
+        self.writer = MetricsWriter(out_dir)
+
+    @property
+    def rows(self) -> dict:
+        """``{"steps": [...], "epochs": [...], "layers": [...]}`` written so far."""
+        return self.writer.records
+
+    def add_step(self, step: int, epoch: int, lr: float, loss, correct, batch: int,
+                 last_stats: dict) -> None:
+        """Queue one step's device scalars (and, every diag_every, its tensor stats)."""
+        self.pending.add({"step": step, "epoch": epoch, "lr": lr},
+                         {"loss": loss, "train_acc": correct / batch})
+        self.diagnostics.record(step, last_stats)
+
+    def flush(self) -> Flushed:
+        """Gather the queued scalars in one copy; write them up to the first NaN/Inf."""
+        rows = self.pending.gather()
+        finite = [math.isfinite(row["loss"]) for row in rows]
+        good = rows if all(finite) else rows[:finite.index(False)]
+        self.writer.write("steps", good)
+        layers = self.diagnostics.flush()
+        self.writer.write("layers", layers)
+        self.diagnostics.rows.clear()  # the writer keeps them
+        return Flushed(good, layers, rows[len(good)] if len(good) < len(rows) else None)
+
+    def add_epoch(self, epochs_done: float, step: int, lr: float, test_loss,
+                  test_acc) -> dict:
+        """Write the epoch row: train means over its steps, the test score; return it."""
+        epoch_index = math.ceil(epochs_done) - 1  # a partial last epoch: 2.5 -> 2
+        steps = [r for r in self.rows["steps"] if r["epoch"] == epoch_index]
+        row = {"epoch": epochs_done, "step": step, "lr": lr,
+               "train_loss": float(np.mean([r["loss"] for r in steps])),
+               "train_acc": float(np.mean([r["train_acc"] for r in steps])),
+               "test_loss": test_loss, "test_acc": test_acc}
+        self.writer.write("epochs", [row])
+        return row
 
 
 def console_line(epoch_row: dict, total_epochs: float, seconds: float) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -44,8 +43,7 @@ from lars_ref.checkpoint import (CheckpointError, check_compatible, checkpoint_p
                                  load_checkpoint, save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
-from lars_ref.diagnostics import DiagnosticsRecorder
-from lars_ref.metrics import MetricsWriter, ScalarBuffer, console_line, frozen_warning
+from lars_ref.metrics import RunRecords, console_line, frozen_warning
 from lars_ref.run_folder import prepare_run_folder
 from lars_ref.train_setup import (blas_threads, check_names, describe_optimizer,
                                   load_data, lr_of_line_5, make_batches, make_model,
@@ -142,9 +140,7 @@ class Run:
         self.model = make_model(config, data, self.xp) if model is None else \
             use_given_model(model, config, self.xp)
         self.optimizer = make_optimizer(config, self.schedule.gamma)
-        self.pending_steps = ScalarBuffer()
-        self.diagnostics = DiagnosticsRecorder(every=config.diag_every)
-        self.metrics = None
+        self.records = None          # RunRecords, made once the run starts or resumes
         self.checkpoint_step = None  # t of the last checkpoint written or loaded
         self.checkpoint_time = time.perf_counter()
         self.diverged_at = None      # step whose gathered loss was NaN/Inf
@@ -152,7 +148,7 @@ class Run:
 
     # ------------------------------------------------------------------ start
     def start_fresh(self) -> None:
-        self.metrics = MetricsWriter(self.out_dir)
+        self.records = RunRecords(self.out_dir, self.config.diag_every)
         open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
         self._write_config()
 
@@ -174,8 +170,8 @@ class Run:
         for name, module in self.model.named_modules():
             if name in state["rng"]:
                 module.load_random_state(state["rng"][name])
-        self.metrics = MetricsWriter(self.out_dir)
-        self.metrics.load_state_dict(state["metrics"])
+        self.records = RunRecords(self.out_dir, self.config.diag_every)
+        self.records.writer.load_state_dict(state["metrics"])
         self.checkpoint_step = int(state["step"])
         self._write_config()
 
@@ -210,7 +206,7 @@ class Run:
         elif not diverged and stop < T:
             message = (f"stopped after step {stop} of {T} as asked; continue with "
                        "resume=True (lars-ref train --resume)")
-        records = self.metrics.records
+        records = self.records.rows
         return TrainResult(self.config, self.out_dir, self.optimizer.t,
                            records["epochs"], records["steps"], records["layers"],
                            diverged, message, self.model, self.optimizer, interrupted)
@@ -224,10 +220,8 @@ class Run:
         y = to_device(y_host, self.xp)
         loss, correct = train_step(self.model, self.optimizer, x, y,
                                    self.config.iter_size)
-        self.pending_steps.add(
-            {"step": t, "epoch": epoch, "lr": lr_of_line_5(self.optimizer, t)},
-            {"loss": loss, "train_acc": correct / len(y_host)})
-        self.diagnostics.record(t, self.optimizer.last_stats)  # every diag_every steps
+        self.records.add_step(t, epoch, lr_of_line_5(self.optimizer, t), loss, correct,
+                              len(y_host), self.optimizer.last_stats)
         if (t + 1) % self.config.log_every == 0:
             self._flush()
         if self.batches.epoch != epoch:  # that batch was the last of its epoch
@@ -238,19 +232,13 @@ class Run:
 
     def _flush(self) -> None:
         """Gather the queued device scalars (one device-to-host copy) and write them."""
-        rows = self.pending_steps.gather()
-        finite = [math.isfinite(row["loss"]) for row in rows]
-        good = rows if all(finite) else rows[:finite.index(False)]
-        self.metrics.write("steps", good)
-        layer_rows = self.diagnostics.flush()
-        self.metrics.write("layers", layer_rows)
-        self.diagnostics.rows.clear()  # MetricsWriter keeps them
-        self._warn_frozen(layer_rows)
-        if len(good) < len(rows):
-            self.diverged_at = rows[len(good)]["step"]
-            raise DivergenceError(f"the loss is {rows[len(good)]['loss']}")
-        if rows:
-            last = rows[-1]
+        flushed = self.records.flush()
+        self._warn_frozen(flushed.layers)
+        if flushed.first_bad is not None:
+            self.diverged_at = flushed.first_bad["step"]
+            raise DivergenceError(f"the loss is {flushed.first_bad['loss']}")
+        if flushed.steps:
+            last = flushed.steps[-1]
             self.bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.4g}")
 
     def _end_epoch(self, epochs_done, final: bool = False) -> None:
@@ -260,16 +248,10 @@ class Run:
         test_loss = test_acc = None
         if final or epochs_done % config.eval_every == 0:
             test_loss, test_acc = evaluate(self.model, self.x_test, self.y_test)
-        epoch_index = math.ceil(epochs_done) - 1  # a partial last epoch: 2.5 -> 2
-        steps = [r for r in self.metrics.records["steps"] if r["epoch"] == epoch_index]
-        row = {"epoch": epochs_done, "step": t,
-               "lr": lr_of_line_5(self.optimizer, t - 1),
-               "train_loss": float(np.mean([r["loss"] for r in steps])),
-               "train_acc": float(np.mean([r["train_acc"] for r in steps])),
-               "test_loss": test_loss, "test_acc": test_acc}
-        self.metrics.write("epochs", [row])
+        row = self.records.add_epoch(epochs_done, t, lr_of_line_5(self.optimizer, t - 1),
+                                     test_loss, test_acc)
         wall_s = round(time.perf_counter() - self._started, 3)
-        self.metrics.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
+        self.records.writer.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
         self._say(console_line(row, self.schedule.total_steps
                                / self.schedule.steps_per_epoch, wall_s))
         periodic = epochs_done % config.checkpoint_every == 0
@@ -279,7 +261,7 @@ class Run:
     def _finish(self) -> None:
         """At the end of training (or at a stop): last epoch row, checkpoint."""
         t, T = self.optimizer.t, self.schedule.total_steps
-        epoch_rows = self.metrics.records["epochs"]
+        epoch_rows = self.records.rows["epochs"]
         if t == T and not (epoch_rows and epoch_rows[-1]["step"] == T):
             self._end_epoch(round(T / self.schedule.steps_per_epoch, 6), final=True)
         elif self.checkpoint_step != t:
@@ -303,7 +285,7 @@ class Run:
                  "config": self.config.to_dict(), "step": self.optimizer.t,
                  "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "data": self.batches.state_dict(), "rng": rngs,
-                 "metrics": self.metrics.state_dict()}
+                 "metrics": self.records.writer.state_dict()}
         assert tuple(state) == CHECKPOINT_KEYS
         save_checkpoint(checkpoint_path(self.out_dir), state)
         self.checkpoint_step = self.optimizer.t
@@ -315,7 +297,7 @@ class Run:
             self._flush()
         t = self.optimizer.t if self.diverged_at is None else self.diverged_at
         lr = lr_of_line_5(self.optimizer, t)
-        self.metrics.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
+        self.records.writer.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
                                       "loss": float("nan"), "train_acc": float("nan")}])
         if self.checkpoint_step is None:
             kept = "no checkpoint was written before it"
