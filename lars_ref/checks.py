@@ -28,14 +28,16 @@ class HyperparameterError(UserError):
 
 def check_lr(value, name: str = "lr", *, positive: bool = False,
              error: type = HyperparameterError) -> None:
-    """A learning rate (gamma_0, gamma_t, ...) is finite and >= 0 (> 0 if ``positive``)."""
+    """A learning rate (gamma_0, gamma_t, ...): finite, >= 0 (> 0 if ``positive``)."""
     ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
     if not ok:
-        raise error(f"{name} must be a finite learning rate {'>' if positive else '>='} 0, "
+        bound = "> 0" if positive else ">= 0"
+        raise error(f"{name} must be a finite learning rate {bound}, "
                     f"got {name}={value}")
 
 
-def check_momentum(value, name: str = "momentum", *, error: type = HyperparameterError) -> None:
+def check_momentum(value, name: str = "momentum", *,
+                   error: type = HyperparameterError) -> None:
     """Momentum m lies in [0, 1)."""
     if not 0.0 <= value < 1.0:
         raise error(f"momentum m must be in [0, 1), got {name}={value}")
@@ -48,22 +50,26 @@ def check_weight_decay(value, name: str = "weight_decay", *,
         raise error(f"weight decay beta must be >= 0, got {name}={value}")
 
 
-def check_eta(value, name: str = "eta", *, error: type = HyperparameterError) -> None:
+def check_eta(value, name: str = "eta", *,
+              error: type = HyperparameterError) -> None:
     """The LARS trust coefficient eta is finite and > 0."""
     if not (math.isfinite(value) and value > 0):
         raise error(f"trust coefficient eta must be > 0, got {name}={value}")
 
 
-def check_dampening(value, name: str = "dampening", *, error: type = HyperparameterError) -> None:
+def check_dampening(value, name: str = "dampening", *,
+                    error: type = HyperparameterError) -> None:
     """PyTorch's dampening lies in [0, 1]."""
     if not 0.0 <= value <= 1.0:
         raise error(f"{name} must be in [0, 1], got {name}={value}")
 
 
-def check_choice(value, choices, name: str, *, error: type = HyperparameterError) -> None:
+def check_choice(value, choices, name: str, *,
+                 error: type = HyperparameterError) -> None:
     """``value`` is one of ``choices`` (the message lists them)."""
     if value not in choices:
-        raise error(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        listed = ", ".join(map(repr, choices))
+        raise error(f"{name} must be one of {listed}, got {value!r}")
 
 
 __all__ = ["HyperparameterError", "check_lr", "check_momentum", "check_weight_decay",

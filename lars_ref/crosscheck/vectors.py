@@ -62,17 +62,6 @@ def trajectory_arrays(case: Case, trajectory: Trajectory) -> dict:
     return arrays
 
 
-def arrays_to_trajectory(arrays: dict, tensor_names) -> Trajectory:
-    """Rebuild a :class:`Trajectory` from the npz key layout (inverse of the above)."""
-    num_steps = len(arrays["gamma"]) - 1
-    weights = [{n: arrays[f"w0/{n}"] for n in tensor_names}]
-    weights += [{n: arrays[f"w/{n}"][t] for n in tensor_names} for t in range(num_steps)]
-    buffers = [{n: arrays[f"v/{n}"][t] for n in tensor_names} for t in range(num_steps)]
-    local_lrs = [{n: float(arrays[f"local_lr/{n}"][t]) for n in tensor_names}
-                 for t in range(num_steps)]
-    return Trajectory(tuple(weights), tuple(buffers), tuple(local_lrs))
-
-
 def case_manifest(case: Case) -> dict:
     """The JSON description of a case: hyperparameters, schedule, tensors, zero gradients."""
     schedule = schedule_description(case.schedule)
@@ -148,11 +137,6 @@ class ReferenceSet:
         """The arrays of ``<preset>/<case>.npz``, after checking their content hash."""
         entry = self.entry(preset, case)
         return read_npz(self.root / entry["path"], entry["sha256_arrays"])
-
-    def trajectory(self, preset: str, case: str) -> Trajectory:
-        """The stored trajectory as a :class:`Trajectory` (hash-checked)."""
-        names = list(self.manifest["cases"][case]["tensors"])
-        return arrays_to_trajectory(self.arrays(preset, case), names)
 
     def verify_all(self) -> int:
         """Check every file's content hash; return how many were checked."""

@@ -4,10 +4,10 @@ Hold this file next to the box (``docs/algorithm1.md``; its versions are in
 ``docs/paper_notes.md``). Each statement of :func:`lars_step` carries its line::
 
     P   Parameters: base LR γ0, momentum m, weight decay β, LARS coefficient η, steps T
-    I   Init: t = 0, v = 0. Init weight w_0^l for each layer l      (optimizer: v = 0)
-    L1  while t < T for each layer l do                  (the loop of the optimizer class)
-    L2      g_t^l ← ∇L(w_t^l)                            (the model's backward pass)
-    L3      γ_t ← γ0 (1 − t/T)^2                         (the schedule, given as gamma_t)
+    I   Init: t = 0, v = 0. Init weight w_0^l for each layer l   (v = 0: the optimizer)
+    L1  while t < T for each layer l do               (the optimizer's loop: base.py)
+    L2      g_t^l ← ∇L(w_t^l)                         (the model's backward pass)
+    L3      γ_t ← γ0 (1 − t/T)^2                      (the schedule, gives gamma_t)
     L4      λ^l ← η ||w_t^l|| / (||g_t^l|| + β ||w_t^l||)
     L5      v_{t+1}^l ← m v_t^l + γ_t λ^l (g_t^l + β w_t^l)
     L6      w_{t+1}^l ← w_t^l − v_{t+1}^l
@@ -36,9 +36,10 @@ from lars_ref.optim.base import l2_norm
 def lars_step(w, g, v, *, gamma_t, m, beta, eta, authors_guard=False, norms=None):
     """One step of Algorithm 1 for one tensor ("layer" l); pure, inputs untouched.
 
-    ``w, g, v``: weights, gradient, momentum buffer (one shape and floating dtype).
-    ``gamma_t, m, beta, eta``: host floats; ``eta=None`` gives λ = 1 (SGD with momentum).
-    ``norms``: ``(||w||, ||g||)`` if the caller has them. Returns ``(w_{t+1}, v_{t+1}, λ)``.
+    ``w, g, v``: weights, gradient, momentum buffer (one shape, one floating dtype).
+    ``gamma_t, m, beta, eta``: host floats; ``eta=None`` gives λ = 1 (momentum SGD).
+    ``norms``: ``(||w||, ||g||)`` if the caller has them.
+    Returns ``(w_{t+1}, v_{t+1}, λ)``.
     """
     # [L4] λ^l ← η ||w_t^l|| / (||g_t^l|| + β ||w_t^l||)
     lam = 1.0 if eta is None else local_lr(w, g, beta, eta, authors_guard, norms)
@@ -53,7 +54,7 @@ def local_lr(w, g, beta, eta, authors_guard=False, norms=None):
     """Line L4 (Eq. 6) as a 0-d array; ``authors_guard``: λ = 1 where a norm is 0."""
     w_norm, g_norm = norms if norms is not None else (l2_norm(w), l2_norm(g))
     lam = safe_divide(eta * w_norm, g_norm + beta * w_norm)
-    if authors_guard:                     # NVCaffe 2017: λ = 1 unless both norms are > 0
+    if authors_guard:                     # NVCaffe 2017: λ = 1 unless both norms > 0
         lam = get_xp(lam).where((w_norm == 0) | (g_norm == 0), 1, lam)
     return lam
 

@@ -18,7 +18,7 @@ from lars_ref.optim.variants.options import PAPER, LarsOptions, resolve_exclusio
 from lars_ref.optim.variants.presets import get_preset
 
 ALGORITHM1_DEVIATIONS = ({}, {"zero_norm_rule": "ratio_one"})
-"""The option sets that :mod:`algorithm1` computes itself: the box, and the authors' code."""
+"""Options that :mod:`algorithm1` computes itself: the box, and the authors' code."""
 
 
 class LARS(NamedTensorOptimizer):
@@ -42,7 +42,7 @@ class LARS(NamedTensorOptimizer):
     >>> params = {"fc.w": np.ones((2, 2)), "fc.b": np.zeros(2)}
     >>> grads = {"fc.w": np.full((2, 2), 0.5), "fc.b": np.ones(2)}
     >>> opt = LARS(lr=1.0, momentum=0.9, weight_decay=0.0, eta=0.1)
-    >>> opt.step(params, grads)     # lam = 0.1 * 2 / 1 = 0.2; fc.b has ||w|| = 0: frozen
+    >>> opt.step(params, grads)  # lam = 0.1 * 2 / 1 = 0.2; fc.b has ||w|| = 0: frozen
     >>> float(params["fc.w"][0, 0]), float(params["fc.b"][0]), opt.t
     (0.9, 0.0, 1)
     """
@@ -61,9 +61,9 @@ class LARS(NamedTensorOptimizer):
         self._exclusions = {}                         # name -> (adapt, beta), cached
 
     def _begin_step(self):
-        """Evaluate the schedule once per step, on the host: gamma_t (and neighbours)."""
+        """Evaluate the schedule once per step: gamma_t (and a neighbour)."""
         t, o = self.t, self.options
-        offset = 1 if o.gamma_index == "t+1" else 0          # the L5 LR is gamma_{t+offset}
+        offset = 1 if o.gamma_index == "t+1" else 0      # the L5 LR is gamma_{t+offset}
         self._lrs = {"lr": self.lr_at(t),
                      "lr_next": self.lr_at(t + 1) if offset else None,
                      "lr_prev": (self.lr_at(t - 1 + offset)
@@ -78,9 +78,10 @@ class LARS(NamedTensorOptimizer):
             self._exclusions[name] = resolve_exclusions(name, w.ndim, self.weight_decay,
                                                         self.options)
         adapt, beta = self._exclusions[name]
-        return variant_step(w, g, v, momentum=self.momentum, weight_decay=beta, eta=self.eta,
-                            options=self.options, first_step=(self.t == 0), adapt=adapt,
-                            norms=norms, checked=False, **self._lrs)
+        return variant_step(w, g, v, momentum=self.momentum, weight_decay=beta,
+                            eta=self.eta, options=self.options, adapt=adapt,
+                            first_step=(self.t == 0), norms=norms, checked=False,
+                            **self._lrs)
 
     def __repr__(self):
         return (f"LARS(m={self.momentum}, beta={self.weight_decay}, eta={self.eta}, "
@@ -111,8 +112,8 @@ def build_preset(name: str, lr, *, momentum: float = 0.9, weight_decay: float = 
     """
     record_stats = overrides.pop("record_stats", True)
     options = get_preset(name).options.replace(**overrides)
-    return LARS(lr, momentum=momentum, weight_decay=weight_decay, eta=eta, options=options,
-                record_stats=record_stats)
+    return LARS(lr, momentum=momentum, weight_decay=weight_decay, eta=eta,
+                options=options, record_stats=record_stats)
 
 
 __all__ = ["LARS", "ALGORITHM1_DEVIATIONS", "build_preset"]

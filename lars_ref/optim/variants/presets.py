@@ -4,8 +4,8 @@ Sources: each rule was read in the implementation's own code (repository, file a
 commit in :attr:`Preset.repository` / :attr:`Preset.file`; the table is
 ``docs/variants.md``). A preset only sets *options* (how the rule differs from
 Algorithm 1); the hyperparameters (m, beta, eta, the LR schedule) are given to
-:func:`lars_ref.optim.lars.build_preset`, so that all presets can be compared at equal settings. The
-library's own defaults are recorded in ``Preset.source_defaults`` for reference.
+:func:`lars_ref.optim.lars.build_preset`, so that all presets can be compared at
+equal settings. Each library's own defaults are in ``Preset.source_defaults``.
 
 Rank exclusions: the sources exclude "BatchNorm and bias" tensors by name
 (``batch_normalization``, ``bias``, ``gamma``/``beta``). In lars_ref's models those
