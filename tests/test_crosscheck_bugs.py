@@ -1,7 +1,7 @@
 """The checker names planted bugs: each is a small NumPy LARS written here, not lars_ref's.
 
 Every planted LARS is Algorithm 1 ([ICLR] form) or the SimCLR/optax rule with ONE
-classic mistake from research/lars-implementations.md; the checker must name the
+classic mistake of docs/paper_notes.md; the checker must name the
 option and the Algorithm 1 line, and the first step where the bug shows, which
 follows from the maths: a bug in the trust ratio or in the update direction shows
 at step 0; the LR placement only once gamma has changed with a non-zero buffer
