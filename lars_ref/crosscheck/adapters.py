@@ -37,7 +37,7 @@ class LarsRefAdapter:
     def reset(self, case, init_params):
         options = None
         if self.overrides:
-            from lars_ref.optim import get_preset
+            from lars_ref.optim.variants import get_preset
             options = get_preset(self.preset).options.replace(**self.overrides)
         preset = None if options is not None else self.preset
         self.optimizer = build_for_case(case, preset=preset, options=options)

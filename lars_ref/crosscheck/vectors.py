@@ -34,7 +34,7 @@ import lars_ref
 from lars_ref.crosscheck.cases import CASES, Case, schedule_description
 from lars_ref.crosscheck.reference import Trajectory, run_case
 from lars_ref.crosscheck.storage import ReferenceFileError, arrays_sha256, read_npz, write_npz
-from lars_ref.optim import PRESETS
+from lars_ref.optim.variants import PRESETS
 
 FORMAT = "lars_ref-crosscheck-vectors/1"
 KEY_LAYOUT = {
