@@ -14,6 +14,7 @@ import inspect
 import numpy as np
 
 from lars_ref.crosscheck.reference import build_for_case
+from lars_ref.optim.variants import get_preset
 
 ETA_NAMES = ("trust_coefficient", "trust_coeff", "trust_coef", "eta", "eeta")
 """Keyword names foreign LARS constructors use for the trust coefficient eta."""
@@ -37,7 +38,6 @@ class LarsRefAdapter:
     def reset(self, case, init_params):
         options = None
         if self.overrides:
-            from lars_ref.optim.variants import get_preset
             options = get_preset(self.preset).options.replace(**self.overrides)
         preset = None if options is not None else self.preset
         self.optimizer = build_for_case(case, preset=preset, options=options)

@@ -4,7 +4,7 @@ Hold this file next to the box (``docs/algorithm1.md``; its versions are in
 ``docs/paper_notes.md``). Each statement of :func:`lars_step` carries its line::
 
     P   Parameters: base LR γ0, momentum m, weight decay β, LARS coefficient η, steps T
-    I   Init: t = 0, v = 0. Init weight w_0^l for each layer l   (v = 0: the optimizer)
+    I   Init: t = 0, v = 0. Init weight w_0^l for each layer l   (the optimizer, model)
     L1  while t < T for each layer l do               (the optimizer's loop: base.py)
     L2      g_t^l ← ∇L(w_t^l)                         (the model's backward pass)
     L3      γ_t ← γ0 (1 − t/T)^2                      (the schedule, gives gamma_t)

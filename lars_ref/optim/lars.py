@@ -62,12 +62,12 @@ class LARS(NamedTensorOptimizer):
 
     def _begin_step(self):
         """Evaluate the schedule once per step: gamma_t (and a neighbour)."""
-        t, o = self.t, self.options
-        offset = 1 if o.gamma_index == "t+1" else 0      # the L5 LR is gamma_{t+offset}
+        t, options = self.t, self.options
+        offset = 1 if options.gamma_index == "t+1" else 0   # L5 uses gamma_{t+offset}
         self._lrs = {"lr": self.lr_at(t),
                      "lr_next": self.lr_at(t + 1) if offset else None,
                      "lr_prev": (self.lr_at(t - 1 + offset)
-                                 if (o.momentum_correction and t > 0) else None)}
+                                 if (options.momentum_correction and t > 0) else None)}
 
     def _update_tensor(self, name, w, g, v, norms):
         if self.follows_algorithm1:
