@@ -69,7 +69,7 @@ def resolve_adapter(spec: str):
 
 def crosscheck_main(argv=None) -> int:
     """``lars-ref crosscheck``: print the "which LARS is mine?" report; 0 when a preset matches."""
-    from lars_ref.optim.variants import PRESETS
+    from lars_ref.optim import PRESETS
     parser = argparse.ArgumentParser(prog="lars-ref crosscheck",
                                      description="Identify a LARS implementation by replaying "
                                      "the reference cases through it.",
