@@ -14,7 +14,7 @@ user who wants the cache beside the data sets ``LARS_REF_CACHE`` to that folder.
 Each entry is written to a temporary file in the cache folder and renamed with
 ``os.replace``, so a crash never leaves a half-written entry under the real name.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 
