@@ -29,6 +29,8 @@ import math
 import os
 
 from lars_ref.backend import BACKEND_NAMES
+from lars_ref.checks import (check_choice, check_eta, check_lr, check_momentum,
+                             check_weight_decay)
 from lars_ref.errors import UserError
 from lars_ref.optim.schedules import DECAY_CLOCKS, linear_scaling
 
@@ -195,14 +197,17 @@ class TrainConfig:
 
     def _check_hyperparameters(self) -> None:
         for name in ("lr", "momentum", "weight_decay", "eta", "warmup_epochs",
-                     "poly_power"):
-            _check_non_negative(name, getattr(self, name))
+                     "poly_power", "warmup_start_lr"):
+            if getattr(self, name) is not None:
+                _check_number(name, getattr(self, name))
+        check_lr(self.lr, "--lr", positive=True, error=ConfigError)
         if self.warmup_start_lr is not None:
-            _check_non_negative("warmup_start_lr", self.warmup_start_lr)
-        if self.lr == 0:
-            raise ConfigError("--lr must be > 0")
-        if not self.momentum < 1:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
+            check_lr(self.warmup_start_lr, "--warmup-start-lr", error=ConfigError)
+        check_momentum(self.momentum, "--momentum", error=ConfigError)
+        check_weight_decay(self.weight_decay, "--weight-decay", error=ConfigError)
+        check_eta(self.eta, "--eta", error=ConfigError)
+        _check_non_negative("warmup_epochs", self.warmup_epochs)
+        _check_positive_number("poly_power", self.poly_power)
         if self.lr_base_batch is not None:
             _check_positive_int("lr_base_batch", self.lr_base_batch)
         if self.width is not None:
@@ -212,11 +217,9 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         for field in dataclasses.fields(self):
-            choices = field.metadata.get("choices")
-            value = getattr(self, field.name)
-            if choices and value not in choices:
-                raise ConfigError(f"{flag_name(field.name)} must be one of "
-                                  f"{', '.join(choices)}, got {value!r}")
+            if field.metadata.get("choices"):
+                check_choice(getattr(self, field.name), field.metadata["choices"],
+                             flag_name(field.name), error=ConfigError)
 
     def _check_bookkeeping(self) -> None:
         for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
@@ -264,6 +267,11 @@ def _check_positive_number(name, value):
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or value <= 0):
         raise ConfigError(f"{flag_name(name)} must be a positive number, got {value!r}")
+
+
+def _check_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{flag_name(name)} must be a number, got {value!r}")
 
 
 def _check_non_negative(name, value):

@@ -56,8 +56,8 @@ def test_cli_user_error_in_subprocess_has_no_traceback(tmp_path):
     (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
     (["--batch-size", "5000"], "--batch-size 5000 is larger than the 1437 training"),
     (["--batch-size", "64", "--micro-batch", "10"], "--micro-batch 10 does not divide"),
-    (["--lr", "-1"], "lr must be a finite number >= 0"),
-    (["--momentum", "1.5"], "momentum must be in [0, 1)"),
+    (["--lr", "-1"], "--lr must be a finite learning rate > 0"),
+    (["--momentum", "1.5"], "momentum m must be in [0, 1), got --momentum=1.5"),
     (["--warmup-steps", "50"], "warm-up longer than the run"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/lars"], "does not exist"),
 ])
