@@ -62,8 +62,24 @@ class CommandLineError(UserError):
     """A flag argparse rejected (unknown, missing, of the wrong type)."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every flag's help ends with its default."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if "default" in help_text or action.default in (None, False,
+                                                         argparse.SUPPRESS):
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors take the one error path of :func:`main`."""
+    """An ArgumentParser whose errors take the one error path of :func:`main`, and
+    whose help shows each flag's default (every command of the tree is one)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise CommandLineError(f"{message} (see '{self.prog} --help')")
@@ -96,8 +112,7 @@ def fail(err: BaseException | str) -> int:
 
 def build_parser(modules=COMMAND_MODULES) -> argparse.ArgumentParser:
     """The whole command tree: each module of ``modules`` registers its commands."""
-    parser = Parser(prog="lars-ref", description=DESCRIPTION, epilog=EPILOG,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="lars-ref", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version",
                         version=f"lars-ref {_version()}")
     commands = parser.add_subparsers(title="commands", metavar="<command>",
