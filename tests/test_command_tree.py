@@ -120,3 +120,18 @@ def test_width_half_builds_half_the_papers_widths(tmp_path):
         outputs = weight.shape[0] if weight.ndim == 4 else weight.shape[1]
         assert outputs == channels // 2, layer
     assert np.all(np.isfinite(model["fc8.w"]))
+
+
+def test_every_command_of_the_tree_shows_its_flags_defaults():
+    parser = cli.build_parser()
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    assert {"demo", "train", "download", "bench", "bench-optim", "vectors",
+            "crosscheck"} <= set(commands.choices)
+    for name, sub in commands.choices.items():
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or not action.help or action.default in (
+                    None, False, argparse.SUPPRESS):
+                continue
+            assert "default" in formatter._expand_help(action), (name, action.dest)
