@@ -134,7 +134,10 @@ def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
         config = demo_config(run, epochs=epochs, seed=seed, out_dir=out_dir,
                              backend=backend, progress=progress,
                              num_train=len(digits.x_train))
-        results.append((run, train(config, dataset=digits)))
+        result = train(config, dataset=digits)
+        if result.interrupted:  # Ctrl-C: the run wrote its checkpoint; stop the demo
+            raise KeyboardInterrupt
+        results.append((run, result))
     tables = format_tables(results, epochs)
     if quick:
         tables += "\n(--quick: a smoke test of seconds; its accuracies mean nothing)\n"

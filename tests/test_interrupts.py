@@ -167,3 +167,16 @@ def test_gitignore_covers_the_temporary_checkpoint_files():
                 if line.strip() and not line.startswith("#")]
     name = ".checkpoint.npz.k2j4x9.tmp"
     assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def test_ctrl_c_in_a_demo_run_stops_the_whole_demo(monkeypatch, tmp_path, capsys):
+    from lars_ref import demo
+    calls = []
+
+    def interrupted_run(config, dataset=None):
+        calls.append(config.out)
+        return type("Result", (), {"interrupted": True})()
+
+    monkeypatch.setattr(demo, "train", interrupted_run)
+    assert cli.main(["demo", "--out", str(tmp_path), "--no-progress"]) == 130
+    assert len(calls) == 1 and "interrupted" in capsys.readouterr().err
