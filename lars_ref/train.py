@@ -195,7 +195,7 @@ class Run:
                 while self.optimizer.t < stop and not _stop_asked(stop_request):
                     self._step()
                     self.bar.update(1)
-                interrupted = _stop_asked(stop_request)
+                interrupted = _stop_asked(stop_request) and self.optimizer.t < T
                 self._finish()
             except DivergenceError as err:
                 message, diverged = self._diverged(err), True
