@@ -57,8 +57,9 @@ def _assert_same_run(out, reference):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_mid_epoch_writes_a_checkpoint_and_resume_is_bit_identical(
-        uninterrupted, tmp_path):
+        uninterrupted, tmp_path, signal_number):
     process = subprocess.Popen([sys.executable, "-m", "lars_ref", *RUN, "--out",
                                 str(tmp_path)], env=_env(), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -67,10 +68,10 @@ def test_sigint_mid_epoch_writes_a_checkpoint_and_resume_is_bit_identical(
     while time.monotonic() < deadline and (not steps_file.exists() or len(
             steps_file.read_text().splitlines()) < 2):  # the first 7 steps are logged
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert "stopped by SIGINT" in stderr and "--resume" in stderr
+    assert f"stopped by {signal_number.name}" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
     stopped_at = load_checkpoint(tmp_path / "checkpoint.npz")["step"]
     assert 7 <= stopped_at < STEPS_PER_EPOCH     # mid-epoch
