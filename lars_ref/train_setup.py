@@ -157,8 +157,12 @@ def make_schedule(config: TrainConfig, num_train: int) -> Schedule:
         else:
             warmup = epochs_to_steps(config.warmup_epochs, num_train, B, drop_last=True)
         if total < 1:
-            raise ConfigError(f"{config.epochs} epochs of {steps_per_epoch} steps is "
-                              "no step at all; train longer")
+            raise ConfigError(f"--epochs {config.epochs} of {steps_per_epoch} steps "
+                              "is no step at all; train longer")
+        if warmup > total:
+            raise ConfigError(f"warm-up longer than the run: {warmup} warm-up steps "
+                              f"(--warmup-epochs/--warmup-steps) > {total} steps "
+                              "(--epochs/--steps); shorten the warm-up or train longer")
         gamma = WarmupPolySchedule(config.peak_lr, total_steps=total,
                                    warmup_steps=warmup,
                                    warmup_start_lr=warmup_start_lr(config, warmup),
