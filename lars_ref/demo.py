@@ -22,7 +22,6 @@ Introduced in ``README.md``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
@@ -79,8 +78,7 @@ def register(commands) -> None:
             "Prints a table shaped like the paper's Tables 1 and 3 and saves plots\n"
             "(test accuracy curves; local LR of the first and last layer, as in\n"
             "paper Fig. 2) in the output folder.\n\n"
-            "example:  lars-ref demo --out demo_out"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+            "example:  lars-ref demo --out demo_out"))
     flag = demo.add_argument
     flag("--quick", action="store_true",
          help="tiny settings that finish in seconds (a smoke test)")

@@ -43,7 +43,7 @@ def register(commands) -> None:
     """Add ``train`` to the ``lars-ref`` command tree (argparse subparsers)."""
     parser = commands.add_parser(
         "train", help="train any model x dataset x optimizer; metrics + checkpoints",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION)
     parser.add_argument("--config", default=argparse.SUPPRESS,
                         help="JSON file of settings (flags override it)")
     for field in dataclasses.fields(TrainConfig):

@@ -13,7 +13,6 @@ Introduced in ``README.md``.
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import sys
@@ -142,8 +141,7 @@ def register(commands) -> None:
     parser = commands.add_parser(
         "download", help="fetch a dataset (hash-checked) into the data folder",
         description=("Download the official files of a dataset and check their "
-                     "hashes.\n\nexample:  lars-ref download mnist --data-dir ~/data"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                     "hashes.\n\nexample:  lars-ref download mnist --data-dir ~/data"))
     parser.add_argument("name", help="dataset name: " + ", ".join(sources.REMOTE))
     parser.add_argument("--data-dir", help="target folder (default: $LARS_REF_DATA)")
     parser.set_defaults(handler=_run_download_command)
