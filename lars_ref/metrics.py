@@ -20,7 +20,6 @@ Introduced in ``notebooks/03_linear_scaling_and_warmup.ipynb``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import NamedTuple
@@ -119,9 +118,7 @@ class MetricsWriter:
 
     def log_timing(self, row: dict) -> None:
         """Append wall-clock information to ``timings.jsonl`` (never compared)."""
-        with open(os.path.join(self.out_dir, "timings.jsonl"), "a",
-                  encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+        append_jsonl(os.path.join(self.out_dir, "timings.jsonl"), [row])
 
 
 class Flushed(NamedTuple):
