@@ -11,35 +11,43 @@ from lars_ref.functional.activations import (DropoutCache, ReluCache, dropout_ba
                                              dropout_forward, relu_backward,
                                              relu_forward)
 from lars_ref.functional.batchnorm import (BatchNormCache, batchnorm_backward,
-                                           batchnorm_forward, batchnorm_forward_naive)
-from lars_ref.functional.conv import (Conv2dCache, conv2d_backward, conv2d_forward,
+                                           batchnorm_backward_naive, batchnorm_forward,
+                                           batchnorm_forward_naive)
+from lars_ref.functional.conv import (Conv2dCache, conv2d_backward,
+                                      conv2d_backward_naive, conv2d_forward,
                                       conv2d_forward_naive)
+from lars_ref.functional.conv_rows import (RowConvCache, conv2d_nhwc_backward,
+                                           conv2d_nhwc_forward)
 from lars_ref.functional.errors import ShapeError
 from lars_ref.functional.im2col import col2im, im2col
 from lars_ref.functional.linear import LinearCache, linear_backward, linear_forward
 from lars_ref.functional.losses import softmax_cross_entropy
 from lars_ref.functional.lrn import LrnCache, lrn_backward, lrn_forward
 from lars_ref.functional.pool import (AvgPoolCache, GlobalAvgPoolCache, MaxPoolCache,
-                                      avg_pool2d_backward, avg_pool2d_forward,
+                                      avg_pool2d_backward, avg_pool2d_backward_naive,
+                                      avg_pool2d_forward,
                                       avg_pool2d_forward_naive,
                                       global_avg_pool_backward, global_avg_pool_forward,
-                                      max_pool2d_backward, max_pool2d_forward,
+                                      max_pool2d_backward, max_pool2d_backward_naive,
+                                      max_pool2d_forward,
                                       max_pool2d_forward_naive)
 
 __all__ = [
     "ShapeError",
     "im2col", "col2im",
     "Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_forward_naive",
+    "conv2d_backward_naive",
+    "RowConvCache", "conv2d_nhwc_forward", "conv2d_nhwc_backward",
     "LinearCache", "linear_forward", "linear_backward",
     "ReluCache", "relu_forward", "relu_backward",
     "DropoutCache", "dropout_forward", "dropout_backward",
     "MaxPoolCache", "max_pool2d_forward", "max_pool2d_backward",
-    "max_pool2d_forward_naive",
+    "max_pool2d_forward_naive", "max_pool2d_backward_naive",
     "AvgPoolCache", "avg_pool2d_forward", "avg_pool2d_backward",
-    "avg_pool2d_forward_naive",
+    "avg_pool2d_forward_naive", "avg_pool2d_backward_naive",
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
     "BatchNormCache", "batchnorm_forward", "batchnorm_backward",
-    "batchnorm_forward_naive",
+    "batchnorm_forward_naive", "batchnorm_backward_naive",
     "LrnCache", "lrn_forward", "lrn_backward",
     "softmax_cross_entropy",
 ]

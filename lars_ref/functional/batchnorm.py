@@ -211,3 +211,46 @@ def batchnorm_forward_naive(x, gamma, beta, running_mean, running_var, *, train:
             y = y + beta[c]
         out[:, c] = y
     return out, new_running_mean, new_running_var
+
+
+def batchnorm_backward_naive(dout, x, gamma, running_mean, running_var, *, train: bool,
+                             eps: float = 1e-5, has_beta: bool = True):
+    """Channel-by-channel loop version of :func:`batchnorm_backward` (the oracle).
+
+    The chain rule written step by step as in Ioffe & Szegedy (2015), Section 3,
+    one channel at a time (B = its m values; dx_hat = dout * gamma):
+
+        dvar = sum_i dx_hat_i * (x_i - mu) * (-1/2) * (var + eps)^(-3/2)
+        dmu  = -sum_i dx_hat_i / sqrt(var + eps) + dvar * (-2/m) * sum_i (x_i - mu)
+        dx_i = dx_hat_i / sqrt(var + eps) + dvar * 2 (x_i - mu) / m + dmu / m
+        dgamma = sum_i dout_i * x_hat_i ;  dbeta = sum_i dout_i
+
+    In evaluation mode mu and var are the running statistics (constants), so only
+    the first term of dx_i remains.
+
+    dout, x : (N, C, H, W) or (N, C). Returns (dx, dgamma or None, dbeta or None).
+    """
+    xp = get_xp(dout, x)
+    dx = xp.empty_like(dout)
+    C = x.shape[1]
+    dgamma = xp.zeros(C, dtype=dout.dtype) if gamma is not None else None
+    dbeta = xp.zeros(C, dtype=dout.dtype) if has_beta else None
+    for c in range(C):
+        values, d_out = x[:, c], dout[:, c]
+        m = values.size
+        scale = gamma[c] if gamma is not None else 1.0
+        d_x_hat = d_out * scale
+        mu = xp.sum(values) / m if train else running_mean[c]
+        var = xp.sum((values - mu) ** 2) / m if train else running_var[c]
+        inv_std = 1 / xp.sqrt(var + eps)
+        if train:
+            d_var = xp.sum(d_x_hat * (values - mu)) * -0.5 * inv_std ** 3
+            d_mu = -xp.sum(d_x_hat) * inv_std + d_var * (-2 / m) * xp.sum(values - mu)
+            dx[:, c] = d_x_hat * inv_std + d_var * 2 * (values - mu) / m + d_mu / m
+        else:
+            dx[:, c] = d_x_hat * inv_std
+        if gamma is not None:
+            dgamma[c] = xp.sum(d_out * (values - mu) * inv_std)
+        if has_beta:
+            dbeta[c] = xp.sum(d_out)
+    return dx, dgamma, dbeta

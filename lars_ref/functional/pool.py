@@ -185,3 +185,42 @@ def max_pool2d_forward_naive(x, size: int, stride: int):
 def avg_pool2d_forward_naive(x, size: int, stride: int):
     """Loop version of :func:`avg_pool2d_forward` (the oracle); returns only ``out``."""
     return _pool2d_forward_naive("avg_pool2d", x, size, stride, "mean")
+
+
+def max_pool2d_backward_naive(dout, x, size: int, stride: int):
+    """Loop version of :func:`max_pool2d_backward` (the oracle): each ``dout`` entry
+    goes to the first maximum of its window, in row-major order; overlaps add up.
+
+    dout : (N, C, Ho, Wo); x : (N, C, H, W), the forward's input. Returns dx.
+    """
+    xp = get_xp(dout, x)
+    dx = xp.zeros(x.shape, dtype=dout.dtype)
+    N, C, Ho, Wo = dout.shape
+    for n in range(N):
+        for c in range(C):
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    top, left = ho * stride, wo * stride
+                    window = x[n, c, top:top + size, left:left + size]
+                    i, j = divmod(int(window.argmax()), size)
+                    dx[n, c, top + i, left + j] += dout[n, c, ho, wo]
+    return dx
+
+
+def avg_pool2d_backward_naive(dout, x_shape: tuple, size: int, stride: int):
+    """Loop version of :func:`avg_pool2d_backward` (the oracle): each ``dout`` entry
+    is shared equally by the size*size pixels of its window.
+
+    dout : (N, C, Ho, Wo); x_shape : (N, C, H, W). Returns dx.
+    """
+    xp = get_xp(dout)
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    N, C, Ho, Wo = dout.shape
+    for n in range(N):
+        for c in range(C):
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    top, left = ho * stride, wo * stride
+                    dx[n, c, top:top + size, left:left + size] += (
+                        dout[n, c, ho, wo] / (size * size))
+    return dx

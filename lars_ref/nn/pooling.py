@@ -11,10 +11,11 @@ from lars_ref.nn.module import Module
 class _WindowPool2d(Module):
     """Pooling over ``size`` x ``size`` windows moved by ``stride``, no padding.
 
-    Input (N, C, H, W), output (N, C, Ho, Wo) with Ho = (H - size) / stride + 1,
-    which must be a whole number (windows tile the input exactly; the op raises
-    ShapeError otherwise). Subclasses set ``forward_op`` and ``backward_op``, the
-    functional pair they wrap.
+    Input (N, C, H, W), output (N, C, Ho, Wo) with Ho = floor((H - size) / stride)
+    + 1. Flooring may leave trailing rows unread only where the window is smaller
+    than the stride; otherwise the op raises ShapeError rather than ignore real
+    pixels (the rule of :func:`lars_ref.functional.im2col.output_size`). Subclasses
+    set ``forward_op`` and ``backward_op``, the functional pair they wrap.
     """
 
     def __init__(self, size, stride=None):
