@@ -15,6 +15,7 @@ import numpy as np
 from lars_ref import functional as F
 from lars_ref.backend import get_xp
 from lars_ref.functional.im2col import pad_images
+from lars_ref.nn.layout import nchw_view, nhwc_view
 from lars_ref.nn.module import Module
 
 
@@ -48,9 +49,12 @@ class Conv2d(Module):
     rng : numpy.random.Generator
         Host generator ``w`` is drawn from.
     dtype : numpy dtype
+    channels_last : bool
+        Input (N, H, W, C) and output (N, H', W', F), computed by the row gather
+        (:func:`lars_ref.functional.conv2d_nhwc_forward`); False: NCHW and im2col.
 
-    Params: ``w`` (F, C/groups, HH, WW) and ``b`` (F,). Input (N, C, H, W),
-    output (N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1.
+    Params: ``w`` (F, C/groups, HH, WW) and ``b`` (F,) in either layout. Input
+    (N, C, H, W), output (N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1.
 
     Notes
     -----
@@ -66,8 +70,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0,
                  groups=1, bias=True, weight_std=None, bias_value=0.0, rng,
-                 dtype=np.float32):
+                 dtype=np.float32, channels_last=False):
         super().__init__()
+        self.channels_last = channels_last
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels="
                              f"{out_channels} must be divisible by groups={groups}")
@@ -84,24 +89,29 @@ class Conv2d(Module):
         self._init_grads()
 
     def forward(self, x, train=True):
+        if self.channels_last:  # floor mode below works on the NCHW-shaped view
+            x = nchw_view(x)
         used = self._floor_mode_extent(x)
         self.floor_mode_shape = None if used is None else x.shape  # for backward
         pad = self.pad
         if used is not None:
             x = pad_images(x, pad)[:, :, :used[0], :used[1]]
             pad = 0
+        conv = F.conv2d_nhwc_forward if self.channels_last else F.conv2d_forward
         with self.layer_errors():
-            out, self.cache = F.conv2d_forward(
-                x, self.params["w"], self.params.get("b"), stride=self.stride, pad=pad,
-                groups=self.groups)
+            out, self.cache = conv(nhwc_view(x) if self.channels_last else x,
+                                   self.params["w"], self.params.get("b"),
+                                   stride=self.stride, pad=pad, groups=self.groups)
         return out
 
     def backward(self, dout):
+        conv_backward = F.conv2d_nhwc_backward if self.channels_last else F.conv2d_backward
         with self.layer_errors():
-            dx, dw, db = F.conv2d_backward(dout, self._require_cache())
+            dx, dw, db = conv_backward(dout, self._require_cache())
         self.accumulate_grads(w=dw, b=db)
         if self.floor_mode_shape is not None:
-            dx = self._unpad_floor_mode_grad(dx)
+            dx = self._unpad_floor_mode_grad(nchw_view(dx) if self.channels_last else dx)
+            dx = nhwc_view(dx) if self.channels_last else dx
         return dx
 
     def _floor_mode_extent(self, x):
