@@ -43,8 +43,8 @@ exit status: 0 success, 2 a usage or input error (message on stderr),
 # Subcommands written in other modules: (module, function, one-line help).
 # They are imported only when called, and get the rest of the command line.
 FORWARDED = {
-    "bench": ("lars_ref.bench", "main",
-              "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
+    "bench": ("lars_ref.tools.bench", "main",
+              "time a ResNet-20 step and its convolutions against PyTorch"),
     "bench-optim": ("lars_ref.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
