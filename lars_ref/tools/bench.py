@@ -257,16 +257,25 @@ def _our_resnet_step(xp, N, S):
 # ---------------------------------------------------------------------- memory
 def step_memory(side, sizes):
     """In this (fresh) process: MB that the first ResNet-20 step adds to the peak
-    resident set, on one thread, for ``side`` "ours" or "torch"."""
+    resident set, on one thread, for ``side`` "ours" or "torch".
+
+    A step on 2 images runs first, so that one-time costs of the process (BLAS
+    buffers, oneDNN's kernels) are not counted; the reused buffers of our
+    convolutions are (the larger batch needs its own).
+    """
     torch = None
     if side == "torch":
         import torch
         torch.set_num_threads(1)
     _limit_blas_threads(1)
-    N, S = sizes["batch"], sizes["size"]
-    ours, model, x, labels = _our_resnet_step(np, N, S)
-    step = ours if side == "ours" else _torch_resnet_step(torch, "cpu",
-                                                          model.state_dict(), x, labels)
+
+    def make_step(batch):
+        ours, model, x, labels = _our_resnet_step(np, batch, sizes["size"])
+        return ours if side == "ours" else _torch_resnet_step(
+            torch, "cpu", model.state_dict(), x, labels)
+
+    make_step(2)()  # one-time costs (BLAS buffers, kernel set-up) are not the step's
+    step = make_step(sizes["batch"])
     before = _current_rss_mb()
     step()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
