@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -276,16 +275,20 @@ def step_memory(side, sizes):
 
     make_step(2)()  # one-time costs (BLAS buffers, kernel set-up) are not the step's
     step = make_step(sizes["batch"])
-    before = _current_rss_mb()
+    before = _memory_status_mb("VmRSS")
     step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"side": side, "added_mb": peak - before}
+    return {"side": side, "added_mb": _memory_status_mb("VmHWM") - before}
 
 
-def _current_rss_mb():
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _memory_status_mb(field):
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, in MB, from
+    /proc/self/status (Linux). Not ``getrusage``: its peak carries the parent's
+    over fork and exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024   # kB
+    raise RuntimeError(f"no {field} in /proc/self/status: memory needs Linux")
 
 
 def format_memory(sizes, with_torch):
