@@ -123,3 +123,22 @@ def test_row_gather_cupy_matches_numpy(case, cupy_xp, rng):
     for a, b in zip(grads_d, grads):
         if b is not None:
             assert relative(to_numpy(a), b) < 1e-12
+
+
+def test_two_worker_threads_give_the_same_result(rng, monkeypatch):
+    """Chunks spread over two threads (each with its own buffers) change no value
+    beyond the order of the dw sums."""
+    x, w, b = make_conv_inputs(rng, (7, 9, 9, 5), (6, 5, 3, 3), True)
+    monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)   # one image per chunk
+    outs = []
+    try:
+        for workers in (1, 2):
+            conv_rows.set_conv_workers(workers)
+            out, cache = conv2d_nhwc_forward(x, w, b, 2, 1)
+            dout = np.cos(out)
+            outs.append((out, *conv2d_nhwc_backward(dout, cache),
+                         *conv2d_nhwc_backward(*conv2d_nhwc_forward(x, w, b, 1, 1))))
+    finally:
+        conv_rows.set_conv_workers(1)
+    for one, two in zip(*outs):
+        assert relative(two, one) < 1e-14

@@ -40,12 +40,43 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
 CHUNK_BYTES = 1 << 20  # gathered rows per chunk: about the size of a core's L2 cache
+_WORKERS = {"count": 1, "pool": None}
+
+
+def set_conv_workers(count: int) -> None:
+    """Spread the chunks of every NumPy row-gather convolution over ``count`` threads.
+
+    NumPy releases the GIL in its copies and GEMMs, and a chunk is a handful of
+    large calls, so two threads on two cores keep both busy; limit the BLAS to one
+    thread each (e.g. ``threadpoolctl.threadpool_limits(1)``), since BLAS's own
+    threads synchronise on every small GEMM. Results equal one thread's up to the
+    order of the dw sums. CuPy always runs one stream, ignoring this.
+    """
+    if count < 1:
+        raise ValueError(f"set_conv_workers: count must be >= 1, got {count}")
+    if _WORKERS["pool"] is not None:
+        _WORKERS["pool"].shutdown()
+    _WORKERS.update(count=count, pool=ThreadPoolExecutor(count) if count > 1 else None)
+
+
+def _for_each_worker(xp, work, N: int, chunk: int) -> list:
+    """Call ``work(starts)`` on contiguous shares of the chunk starts 0, chunk, ...
+    below N, one share per worker thread (NumPy only); return the results."""
+    starts = list(range(0, N, chunk))
+    count = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    count = min(count, len(starts))
+    if count == 1:
+        return [work(starts)]
+    shares = [starts[i * len(starts) // count:(i + 1) * len(starts) // count]
+              for i in range(count)]
+    return list(_WORKERS["pool"].map(work, shares))
 
 
 class RowConvCache(NamedTuple):
@@ -202,16 +233,20 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
     chunk = images_per_chunk(g, x.itemsize)
-    for start in range(0, N, chunk):
-        n = min(chunk, N - start)
-        grid = _output_grid(xp, g, n, F, x.dtype, "out")
-        buffer = _row_buffer(xp, g, n, x.dtype, "x")
-        for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
-                                   w_mats):
-            gather_rows(x[start:start + n, :, :, cs], g, buffer)
-            for r, patches in enumerate(patch_views(xp, buffer, g, n)):
-                xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
-        out[start:start + n] = _crop(grid, g, n)
+
+    def work(starts):
+        for start in starts:
+            n = min(chunk, N - start)
+            grid = _output_grid(xp, g, n, F, x.dtype, "out")
+            buffer = _row_buffer(xp, g, n, x.dtype, "x")
+            for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
+                                       w_mats):
+                gather_rows(x[start:start + n, :, :, cs], g, buffer)
+                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
+                    xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
+            out[start:start + n] = _crop(grid, g, n)
+
+    _for_each_worker(xp, work, N, chunk)
     if b is not None:
         out += b
     return out, RowConvCache(x, w, stride, pad, groups, b is not None)
@@ -241,17 +276,22 @@ def conv2d_nhwc_backward(dout, cache: RowConvCache):
 def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
     """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows re-gathered)."""
     C_per_group = g.channels
-    dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
     chunk = images_per_chunk(g, x.itemsize)
-    for start in range(0, x.shape[0], chunk):
-        n = min(chunk, x.shape[0] - start)
-        grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
-        _crop(grid, g, n)[...] = dout[start:start + n]
-        buffer = _row_buffer(xp, g, n, x.dtype, "x")
-        for cs, fs in _group_slices(groups, C_per_group, F // groups):
-            gather_rows(x[start:start + n, :, :, cs], g, buffer)
-            for r, patches in enumerate(patch_views(xp, buffer, g, n)):
-                dw_mats[fs] += grid[r::g.residues, fs].T @ patches
+
+    def work(starts):
+        dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
+        for start in starts:
+            n = min(chunk, x.shape[0] - start)
+            grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
+            _crop(grid, g, n)[...] = dout[start:start + n]
+            buffer = _row_buffer(xp, g, n, x.dtype, "x")
+            for cs, fs in _group_slices(groups, C_per_group, F // groups):
+                gather_rows(x[start:start + n, :, :, cs], g, buffer)
+                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
+                    dw_mats[fs] += grid[r::g.residues, fs].T @ patches
+        return dw_mats
+
+    dw_mats = sum(_for_each_worker(xp, work, x.shape[0], chunk))
     # (F, WW, HH, C) -> (F, C, HH, WW)
     return xp.ascontiguousarray(
         dw_mats.reshape(F, g.WW, g.HH, C_per_group).transpose(0, 3, 2, 1))
@@ -275,18 +315,22 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
     chunk = images_per_chunk(g, dout.itemsize)
-    for start in range(0, x_shape[0], chunk):
-        n = min(chunk, x_shape[0] - start)
-        grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
-        _crop(grid, g, n)[...] = dout[start:start + n]
-        buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
-        rows = _rows_view(buffer, g, n)
-        for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
-                                   w_mats):
-            buffer[...] = 0
-            for r, dpatches in enumerate(patch_views(xp, buffer, g, n)):
-                dpatches += grid[r::g.residues, fs] @ w_mat   # rows of r never overlap
-            dx_chunk = dx[start:start + n, :, :, cs]
-            for i, out_rows, in_rows in _kernel_row_ranges(g):
-                dx_chunk[:, in_rows] += rows[:, out_rows, g.pad:g.pad + g.W, i, :]
+
+    def work(starts):
+        for start in starts:
+            n = min(chunk, x_shape[0] - start)
+            grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
+            _crop(grid, g, n)[...] = dout[start:start + n]
+            buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
+            rows = _rows_view(buffer, g, n)
+            for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
+                                       w_mats):
+                buffer[...] = 0
+                for r, dpatches in enumerate(patch_views(xp, buffer, g, n)):
+                    dpatches += grid[r::g.residues, fs] @ w_mat  # rows never overlap
+                dx_chunk = dx[start:start + n, :, :, cs]
+                for i, out_rows, in_rows in _kernel_row_ranges(g):
+                    dx_chunk[:, in_rows] += rows[:, out_rows, g.pad:g.pad + g.W, i, :]
+
+    _for_each_worker(xp, work, x_shape[0], chunk)
     return dx

@@ -33,6 +33,7 @@ import numpy as np
 
 from lars_ref import functional as F
 from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
+from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
 
@@ -379,7 +380,10 @@ def _load_torch(xp):
 
 
 def _set_threads(torch, threads):
-    _limit_blas_threads(threads)
+    """``threads`` Python threads on our convolutions' chunks, BLAS on one thread
+    each (:func:`lars_ref.functional.conv_rows.set_conv_workers`); torch's own."""
+    _limit_blas_threads(1)
+    set_conv_workers(threads)
     if torch is not None:
         torch.set_num_threads(threads)
 
@@ -392,7 +396,8 @@ def _describe_setup(xp, torch, device, sizes):
         lines.append(f"torch {torch.__version__} on {device}")
     lines.append(f"float32; {sizes['blocks']} interleaved blocks per case, each ours, "
                  f"torch, torch, ours of {sizes['warmup']} warm-up and "
-                 f"{sizes['repeats']} timed runs; 1 thread: CPU time, 2: wall time")
+                 f"{sizes['repeats']} timed runs; 1 thread: CPU time, 2: wall time; "
+                 "our threads: conv chunks on Python threads, BLAS on one thread each")
     return "\n".join(lines)
 
 
@@ -405,7 +410,9 @@ def _limit_blas_threads(threads):
                 f"OPENBLAS_NUM_THREADS={threads} before starting Python)")
     threadpool_limits(limits=threads, user_api="blas")
     described = [f"{lib['internal_api']} {lib.get('version')} "
-                 f"({os.path.basename(lib['filepath'])})"
+                 f"({os.path.basename(lib['filepath'])}, kernels for "
+                 f"{lib.get('architecture')}; OPENBLAS_CORETYPE="
+                 f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')})"
                  for lib in threadpool_info() if lib["user_api"] == "blas"]
     return "; ".join(described) or "not found by threadpoolctl"
 
