@@ -123,8 +123,8 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
         conv("conv5", w["conv4"], 3, pad=1, groups=2, bias_value=0.1),
         ("relu5", ReLU()),
         ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE, **layout)),
-        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.0,
-                       channels_last=channels_last),
+        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype,
+                       fc8_bias=0.0, channels_last=channels_last),
     ])
 
 

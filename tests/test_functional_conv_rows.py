@@ -58,11 +58,12 @@ def test_row_gather_equals_im2col_and_loops(case, rng):
         assert relative(got, loops) < 1e-12, name
 
 
-@pytest.mark.parametrize("case", ["stride2_pad1_odd_nonsquare", "groups2_pad1_rect_kernel",
-                                  "resnet_downsample_floor"])
+@pytest.mark.parametrize("case", ["stride2_pad1_odd_nonsquare",
+                                  "groups2_pad1_rect_kernel", "resnet_downsample_floor"])
 def test_row_gather_gradients_match_finite_differences(case, rng):
     x_shape, w_shape, stride, pad, groups, with_bias = ROW_CASES[case]
-    x, w, b = make_conv_inputs(rng, to_nhwc(np.empty(x_shape)).shape, w_shape, with_bias)
+    nhwc_shape = to_nhwc(np.empty(x_shape)).shape
+    x, w, b = make_conv_inputs(rng, nhwc_shape, w_shape, with_bias)
     out, cache = conv2d_nhwc_forward(x, w, b, stride, pad, groups)
     dout = rng.standard_normal(out.shape)
 
@@ -112,7 +113,8 @@ def test_row_gather_preserves_float32(xp, rng):
 @pytest.mark.parametrize("case", ROW_CASES.values(), ids=ROW_CASES.keys())
 def test_row_gather_cupy_matches_numpy(case, cupy_xp, rng):
     x_shape, w_shape, stride, pad, groups, with_bias = case
-    x, w, b = make_conv_inputs(rng, to_nhwc(np.empty(x_shape)).shape, w_shape, with_bias)
+    nhwc_shape = to_nhwc(np.empty(x_shape)).shape
+    x, w, b = make_conv_inputs(rng, nhwc_shape, w_shape, with_bias)
     out, cache = conv2d_nhwc_forward(x, w, b, stride, pad, groups)
     dout = rng.standard_normal(out.shape)
     grads = conv2d_nhwc_backward(dout, cache)

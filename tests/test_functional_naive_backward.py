@@ -30,7 +30,8 @@ def test_conv_loop_backward_is_the_gradient_and_equals_the_fast_one(case, rng):
     dout = rng.standard_normal(out.shape)
     loops = conv2d_backward_naive(dout, x, w, stride, pad, groups, with_bias)
     numerical = numerical_gradients(
-        lambda x, w, b: conv2d_forward(x, w, b, stride, pad, groups)[0], [x, w, b], dout)
+        lambda x, w, b: conv2d_forward(x, w, b, stride, pad, groups)[0], [x, w, b],
+        dout)
     assert_gradients_match(loops, numerical, ("dx", "dw", "db"))
     for fast, slow in zip(conv2d_backward(dout, cache), loops):
         if slow is None:
@@ -40,8 +41,7 @@ def test_conv_loop_backward_is_the_gradient_and_equals_the_fast_one(case, rng):
 
 
 POOLS = {
-    "max": (max_pool2d_forward, max_pool2d_backward,
-            lambda dout, x, size, stride: max_pool2d_backward_naive(dout, x, size, stride)),
+    "max": (max_pool2d_forward, max_pool2d_backward, max_pool2d_backward_naive),
     "avg": (avg_pool2d_forward, avg_pool2d_backward,
             lambda dout, x, size, stride: avg_pool2d_backward_naive(dout, x.shape, size,
                                                                     stride)),

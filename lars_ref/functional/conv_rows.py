@@ -29,8 +29,9 @@ strides, ``dpatches_r = dout_r @ w_mat`` is added back through the views (the ro
 of one residue do not overlap) and the HH row copies are undone.
 
 The batch is processed in chunks of images whose gathered rows take about
-``CHUNK_BYTES`` (1 MiB), so the buffer stays in cache; the backward pass
-gathers again instead of storing it, and every buffer is reused from call to call.
+``CHUNK_BYTES`` (1 MiB; on a GPU ``DEVICE_CHUNK_BYTES``), so the buffer stays in
+cache; the backward pass gathers again instead of storing it, and every buffer is
+reused from call to call.
 Every step is a NumPy/CuPy call (``as_strided``, slicing, ``matmul``): one code
 path for both. Tested equal to im2col and to the loop version in
 ``tests/test_functional_conv_rows.py``; taught in
@@ -47,6 +48,7 @@ from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
 CHUNK_BYTES = 1 << 20  # gathered rows per chunk: about the size of a core's L2 cache
+DEVICE_CHUNK_BYTES = 1 << 28  # on a GPU (CuPy): few, large kernels rather than cache
 _WORKERS = {"count": 1, "pool": None}
 
 
@@ -131,10 +133,12 @@ def reused_zeros(xp, key, shape, dtype):
     return store[full_key]
 
 
-def images_per_chunk(g: RowGeometry, itemsize: int) -> int:
-    """How many images' gathered rows fit in ``CHUNK_BYTES`` (at least one)."""
+def images_per_chunk(xp, g: RowGeometry, itemsize: int) -> int:
+    """How many images' gathered rows fit in ``CHUNK_BYTES`` (NumPy) or
+    ``DEVICE_CHUNK_BYTES`` (CuPy), at least one."""
     per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
-    return max(1, CHUNK_BYTES // per_image)
+    budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
+    return max(1, budget // per_image)
 
 
 def _row_buffer(xp, g: RowGeometry, n: int, dtype, role: str):
@@ -232,7 +236,7 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     out = xp.empty((N, Ho, Wo, F), dtype=x.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize)
 
     def work(starts):
         for start in starts:
@@ -274,9 +278,10 @@ def conv2d_nhwc_backward(dout, cache: RowConvCache):
 
 
 def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
-    """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows re-gathered)."""
+    """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows gathered
+    again)."""
     C_per_group = g.channels
-    chunk = images_per_chunk(g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize)
 
     def work(starts):
         dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
@@ -314,7 +319,7 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
     dx = xp.zeros(x_shape, dtype=dout.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(g, dout.itemsize)
+    chunk = images_per_chunk(xp, g, dout.itemsize)
 
     def work(starts):
         for start in starts:

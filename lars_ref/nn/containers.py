@@ -169,7 +169,8 @@ class ResidualBlock(Module):
         bn = dict(momentum=bn_momentum, eps=bn_eps, dtype=dtype,
                   channels_last=channels_last)
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, pad=1,
-                            bias=False, rng=rng, dtype=dtype, channels_last=channels_last)
+                            bias=False, rng=rng, dtype=dtype,
+                            channels_last=channels_last)
         self.bn1 = BatchNorm(out_channels, **bn)
         self.relu1 = ReLU()
         self.conv2 = Conv2d(out_channels, out_channels, 3, pad=1, bias=False, rng=rng,

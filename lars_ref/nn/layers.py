@@ -105,13 +105,14 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout):
-        conv_backward = F.conv2d_nhwc_backward if self.channels_last else F.conv2d_backward
+        channels_last = self.channels_last
+        conv_backward = F.conv2d_nhwc_backward if channels_last else F.conv2d_backward
         with self.layer_errors():
             dx, dw, db = conv_backward(dout, self._require_cache())
         self.accumulate_grads(w=dw, b=db)
         if self.floor_mode_shape is not None:
-            dx = self._unpad_floor_mode_grad(nchw_view(dx) if self.channels_last else dx)
-            dx = nhwc_view(dx) if self.channels_last else dx
+            dx = self._unpad_floor_mode_grad(nchw_view(dx) if channels_last else dx)
+            dx = nhwc_view(dx) if channels_last else dx
         return dx
 
     def _floor_mode_extent(self, x):

@@ -59,7 +59,8 @@ def add_arguments(parser):
         help="thread counts to run; 1 is timed in CPU time, others in wall time "
              "(default: %(default)s)")
     add("--blocks", type=int, help="interleaved blocks per case (default: 5; 2 quick)")
-    add("--repeats", type=int, help="timed runs per side in each half-block (default 2)")
+    add("--repeats", type=int,
+        help="timed runs per side in each half-block (default 2)")
     add("--warmup", type=int, help="untimed runs at the start of every half-block")
     add("--no-torch", action="store_true", help="time our side only")
     add("--no-memory", action="store_true", help="skip the memory measurement")
