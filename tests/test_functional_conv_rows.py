@@ -144,3 +144,22 @@ def test_two_worker_threads_give_the_same_result(rng, monkeypatch):
         conv_rows.set_conv_workers(1)
     for one, two in zip(*outs):
         assert relative(two, one) < 1e-14
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pad, groups", [
+    ((2, 6, 6, 4), (3, 4, 3, 3), 1, 1),
+    ((2, 7, 5, 4), (6, 2, 3, 3), 0, 2),
+    ((2, 6, 6, 3), (4, 3, 5, 5), 2, 1),
+    ((2, 6, 6, 8), (4, 8, 3, 3), 2, 1),
+])
+def test_both_input_gradient_routes_agree(x_shape, w_shape, pad, groups, rng):
+    """dx by the flipped-kernel forward and by adding back through the views, for
+    stride-1 shapes where both apply (the op picks one by the channel count)."""
+    x, w, _ = make_conv_inputs(rng, x_shape, w_shape, False)
+    out, _ = conv2d_nhwc_forward(x, w, None, 1, pad, groups)
+    dout = rng.standard_normal(out.shape)
+    g = conv_rows.row_geometry(x_shape[1:3], w_shape, 1, pad, out.shape[1:3],
+                               w_shape[1])
+    flipped = conv_rows._input_grad_by_flipped_kernel(dout, w, pad, groups)
+    views = conv_rows._input_grad_through_views(np, dout, w, g, groups, x.shape)
+    assert relative(flipped, views) < 1e-12
