@@ -50,18 +50,34 @@ RESNET20_CONVS = ((3, 16, 1, 1), (16, 16, 1, 1), (16, 32, 1, 2), (32, 32, 2, 1),
                   (32, 64, 2, 2), (64, 64, 4, 1))
 
 
+def _at_least(minimum):
+    """An argparse type: an int >= ``minimum`` (argparse reports anything else)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
 def add_arguments(parser):
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes, few blocks")
     add("--backend", default="numpy", choices=("numpy", "cupy", "auto"),
         help="array backend of our side (default: %(default)s)")
-    add("--threads", type=int, nargs="+", default=sorted(THREADS),
+    add("--threads", type=_at_least(1), nargs="+", default=sorted(THREADS),
         help="thread counts to run; 1 is timed in CPU time, others in wall time "
              "(default: %(default)s)")
-    add("--blocks", type=int, help="interleaved blocks per case (default: 5; 2 quick)")
-    add("--repeats", type=int,
+    add("--blocks", type=_at_least(1),
+        help="interleaved blocks per case (default: 5; 2 quick)")
+    add("--repeats", type=_at_least(1),
         help="timed runs per side in each half-block (default 2)")
-    add("--warmup", type=int, help="untimed runs at the start of every half-block")
+    add("--warmup", type=_at_least(0),
+        help="untimed runs at the start of every half-block (default 1)")
     add("--no-torch", action="store_true", help="time our side only")
     add("--no-memory", action="store_true", help="skip the memory measurement")
     add("--memory-child", choices=("ours", "torch"), help=argparse.SUPPRESS)
