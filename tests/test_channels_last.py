@@ -12,6 +12,7 @@ import pytest
 from lars_ref import nn
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.models import build_model
+from lars_ref.nn.layout import to_channels_first, to_channels_last
 
 MODELS = {
     "resnet8_option_a": dict(name="resnet8", in_shape=(3, 8, 8)),
@@ -68,3 +69,26 @@ def test_nchw_checkpoint_loads_into_channels_last_model(rng):
     new.load_state_dict(old.state_dict())
     x = rng.standard_normal((2, 3, 8, 8))
     assert relative(new.forward(x, train=False), old.forward(x, train=False)) < 1e-12
+
+
+@pytest.mark.parametrize("kernel, stride, pad, size", [
+    (3, 2, 1, 8),    # ResNet downsampling: only a padding row is left unread
+    (1, 2, 0, 7),    # option-B projection: rows skipped by design
+    (11, 4, 0, 17),  # BVLC conv1 geometry: real pixels unread (the layer crops)
+    (3, 2, 0, 8),    # the last real row unread
+])
+def test_conv_layer_floor_mode_is_the_same_in_both_layouts(kernel, stride, pad, size,
+                                                           rng):
+    layers = [nn.Conv2d(4, 6, kernel, stride=stride, pad=pad, groups=2,
+                        rng=np.random.default_rng(5), dtype=np.float64,
+                        channels_last=channels_last) for channels_last in (False, True)]
+    x = rng.standard_normal((2, 4, size, size))
+    reference_out = layers[0].forward(x)
+    out = to_channels_first(layers[1].forward(to_channels_last(x)))
+    assert relative(out, reference_out) < 1e-12
+    dout = rng.standard_normal(out.shape)
+    reference_dx = layers[0].backward(dout)
+    dx = to_channels_first(layers[1].backward(to_channels_last(dout)))
+    assert relative(dx, reference_dx) < 1e-12
+    for name in ("w", "b"):
+        assert relative(layers[1].grads[name], layers[0].grads[name]) < 1e-12

@@ -63,9 +63,9 @@ class Conv2d(Module):
     of a ResNet stage), the last rows/columns of the padded input are read by no
     window. :func:`lars_ref.functional.conv2d_forward` floors too, but refuses
     to ignore real (non-padding) pixels; the layer follows PyTorch and Caffe in
-    every case: it pads the input itself, drops the unread rows and columns, and
-    calls the op with ``pad=0``; backward puts the gradient back in place (zero
-    for the dropped entries).
+    every case: where real pixels go unread, it pads the input itself, drops the
+    unread rows and columns, and calls the op with ``pad=0``; backward puts the
+    gradient back in place (zero for the dropped entries).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0,
@@ -116,17 +116,21 @@ class Conv2d(Module):
         return dx
 
     def _floor_mode_extent(self, x):
-        """(rows, cols) of the padded input that some window reads, or None if all are.
+        """(rows, cols) of the padded input that some window reads, when the op would
+        refuse to floor (unread rows that are real pixels); None otherwise.
 
-        Also None when the input is not 4-D or too small: the op then raises the
-        ShapeError.
+        None also when every unread row is padding (the op floors those itself, as
+        in ResNet's downsampling convs), and when the input is not 4-D or too
+        small: the op then raises the ShapeError.
         """
         if x.ndim != 4 or min(x.shape[2:]) + 2 * self.pad < self.kernel_size:
             return None
         padded = [n + 2 * self.pad for n in x.shape[2:]]
         used = [(n - self.kernel_size) // self.stride * self.stride + self.kernel_size
                 for n in padded]
-        return None if used == padded else tuple(used)
+        drops_real_pixels = any(n - u > self.pad for n, u in zip(padded, used))
+        refused = drops_real_pixels and self.kernel_size >= self.stride
+        return tuple(used) if refused else None
 
     def _unpad_floor_mode_grad(self, dx_used):
         """Scatter dL/d(used padded input) back to dL/dx: zeros where no window read."""
