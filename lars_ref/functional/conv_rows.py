@@ -48,7 +48,7 @@ from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
 CHUNK_BYTES = 1 << 20  # gathered rows per chunk: about the size of a core's L2 cache
-DEVICE_CHUNK_BYTES = 1 << 28  # on a GPU (CuPy): few, large kernels rather than cache
+DEVICE_CHUNK_BYTES = 1 << 26  # on a GPU (CuPy): few, large kernels rather than cache
 _WORKERS = {"count": 1, "pool": None}
 
 
