@@ -1,7 +1,9 @@
-"""Pure functional ops, NCHW.
+"""Pure functional ops, NCHW (and the channels-last convolution the models run).
 
 Each op is a pair ``<op>_forward(...) -> (out, cache)`` and
-``<op>_backward(dout, cache) -> grads``. Images are NCHW, features (N, D). Every op
+``<op>_backward(dout, cache) -> grads``. Images are NCHW, features (N, D), except
+for ``conv2d_nhwc_*`` (:mod:`lars_ref.functional.conv_rows`), which take (N, H, W, C).
+Loop versions (``*_naive``) of the forward and backward passes are the test oracles. Every op
 finds its array module from its inputs (NumPy or CuPy, see :mod:`lars_ref.backend`),
 preserves the input dtype, and never mutates its arguments. Backward functions
 return the gradients of the forward's array arguments in their order. Bad shapes
