@@ -20,7 +20,7 @@ from lars_ref.reproduce.figures import plot
 from lars_ref.reproduce.grid import expand_grid, read_grid_file
 from lars_ref.reproduce.results import write_tables
 from lars_ref.reproduce.runner import plan_runs, run_sweep
-from lars_ref.reproduce.worker import write_json_atomically
+from lars_ref.reproduce.worker import read_json, write_json_atomically
 
 SWEEP_PLOT = {"kind": "curves", "y": "test_acc"}
 
@@ -29,9 +29,10 @@ def register(commands) -> None:
     """Add ``reproduce`` and ``sweep`` to the ``lars-ref`` command tree."""
     reproduce = commands.add_parser(
         "reproduce", help="re-run one of the paper's tables or figures in miniature",
-        description=("Train the runs of a named experiment (skipping finished ones, "
-                     "resuming interrupted ones), then write its result tables and "
-                     "figure. Experiments: " + ", ".join(EXPERIMENTS) + ".\n\n"
+        description=("Train the runs of a named experiment (skipping finished ones,\n"
+                     "resuming interrupted ones), then write its result tables and\n"
+                     "figure. Experiments: " + ", ".join(EXPERIMENTS) + ".\n"
+                     "What each one reproduces: docs/results.md.\n\n"
                      "example:  lars-ref reproduce table3 --size quick --jobs 2"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     reproduce.add_argument("name", help="experiment: " + ", ".join(EXPERIMENTS))
@@ -42,12 +43,14 @@ def register(commands) -> None:
     reproduce.set_defaults(handler=reproduce_command)
     sweep = commands.add_parser(
         "sweep", help="run your own grid of model x dataset x optimizer x batch x LR ...",
-        description=("Run every combination in a JSON or TOML grid file (keys: the "
-                     "settings of `lars-ref train --config`, plus train_subset, "
-                     "test_subset, and 'grid': a list of blocks). Lists are axes.\n\n"
-                     'example grid: {"model": "alexnet_bn", "dataset": "digits", '
-                     '"optimizer": ["sgd", "lars"], "batch_size": [32, 512], '
-                     '"lr": 0.5, "epochs": 5, "seed": [0, 1, 2]}'),
+        description=("Run every combination in a JSON or TOML grid file. Keys: the\n"
+                     "settings of `lars-ref train --config`, plus train_subset and\n"
+                     "test_subset (first N images), and 'grid', a list of blocks,\n"
+                     "each a product of its own lists. Every list is an axis.\n\n"
+                     'example grid.json:  {"model": "alexnet_bn", "dataset": "digits",\n'
+                     '    "optimizer": ["sgd", "lars"], "batch_size": [32, 512],\n'
+                     '    "lr": 0.5, "epochs": 5, "seed": [0, 1, 2]}\n'
+                     "then:  lars-ref sweep grid.json --jobs 2"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("file", help="grid file (.json or .toml)")
     _add_common(sweep, "lars_ref_out/sweep/<file name>")
@@ -93,11 +96,15 @@ def finish(rows, out, plot_spec, title, about, wall_s) -> list[str]:
     paths = write_tables(rows, out)
     if any(row["status"] == "finished" for row in rows):
         paths.append(plot(rows, plot_spec, os.path.join(out, "figure.png"), title))
+    meta_path = os.path.join(out, "meta.json")
+    earlier = read_json(meta_path).get("wall_s", 0) if os.path.exists(meta_path) else 0
     meta = {**about, "command": "lars-ref " + " ".join(sys.argv[1:]),
             "date": datetime.date.today().isoformat(), "machine": machine(),
-            "wall_s": round(wall_s, 1), "runs": len(rows),
+            "wall_s": round(earlier + wall_s, 1),  # summed over the invocations
+            "runs": len(rows),
             "train_s": round(sum(row.get("wall_s") or 0 for row in rows), 1)}
-    meta_path = os.path.join(out, "meta.json")
+    if all("cpu_s" in row for row in rows):  # CPU time: what a quiet machine would take
+        meta["cpu_s"] = round(sum(row["cpu_s"] for row in rows), 1)
     write_json_atomically(meta_path, meta)
     return paths + [meta_path]
 

@@ -1,7 +1,9 @@
 """Estimate the wall time of the full setting from measured per-image times.
 
 For each model, :func:`measure_model` times training steps and a test pass on
-the full setting's data (in this process, one BLAS thread); a run then takes
+the full setting's data (in this process, one BLAS thread). It counts CPU time,
+not wall time, so that the other work on a shared machine does not inflate it;
+on a quiet machine a one-thread run's wall time is its CPU time. A run then takes
 ``epochs x (N_train x train_s + N_test x test_s) + startup_s`` and an experiment
 the sum over its runs divided by the jobs that run side by side. Writes
 ``results/estimate.json`` (shown on the results page):
@@ -38,13 +40,13 @@ def measure_model(spec: dict) -> dict:
     settings = {**spec, "batch_size": TIMED_BATCH, "epochs": 1, "warmup_epochs": 0}
     with tempfile.TemporaryDirectory() as scratch:
         config = train_config(settings, scratch)
-        started = time.perf_counter()
+        started = time.process_time()
         train(config, dataset=data._replace(x_test=data.x_test[:1],
                                             y_test=data.y_test[:1]))
-        train_s = (time.perf_counter() - started) / TIMED_IMAGES
-        started = time.perf_counter()
+        train_s = (time.process_time() - started) / TIMED_IMAGES
+        started = time.process_time()
         train(config.replace(steps=1, epochs=None), dataset=data)
-        test_s = max(0.0, time.perf_counter() - started - TIMED_BATCH * train_s)
+        test_s = max(0.0, time.process_time() - started - TIMED_BATCH * train_s)
     return {"train_s_per_image": round(train_s, 6),
             "test_s_per_image": round(test_s / len(data.x_test), 6)}
 
@@ -64,7 +66,7 @@ def estimate(startup_s: float = 5.0) -> dict:
                 + spec["test_subset"] * cost["test_s_per_image"]) + startup_s
         experiments[name] = {"runs": len(specs), "seconds": round(seconds / JOBS)}
     basis = (f"measured {datetime.date.today().isoformat()}: per-image train and test "
-             f"times of each model at batch {TIMED_BATCH}, one process, plus "
+             f"CPU times of each model at batch {TIMED_BATCH}, one thread, plus "
              f"{startup_s:g} s start-up per run, divided by {JOBS} jobs")
     return {"jobs": JOBS, "basis": basis, "per_model": per_model,
             "experiments": experiments}

@@ -21,10 +21,17 @@ from lars_ref.reproduce.results import markdown_table, read_csv
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS_DIR = os.path.join(REPO_ROOT, "results")
 PAGE_PATH = os.path.join(REPO_ROOT, "docs", "results.md")
-SIZE_WORDS = {
-    "quick": "MNIST, first 4096 training and 2000 test images, 1 seed",
-    "full": "CIFAR-10 (JPEG copy), first 8192 training and 2000 test images, 3 seeds",
-}
+DATASET_WORDS = {"mnist": "MNIST", "cifar10_jpg": "CIFAR-10 (JPEG copy)"}
+
+
+def size_words(size: str) -> str:
+    """The data of a size in words, from :data:`SIZES`."""
+    settings = SIZES[size]
+    seeds = settings["seed"] if isinstance(settings["seed"], list) else [settings["seed"]]
+    return (f"{DATASET_WORDS.get(settings['dataset'], settings['dataset'])}, first "
+            f"{settings['train_subset']} training and {settings['test_subset']} test "
+            f"images, {len(seeds)} seed{'s' * (len(seeds) > 1)}")
+
 
 INTRO = """\
 # Results: the paper's experiments in miniature
@@ -38,7 +45,8 @@ it stopped); `lars-ref sweep FILE` runs a grid of your own.
 
 This page is generated from the committed files in `results/` by
 `python -m lars_ref.reproduce.page`; do not edit it by hand (a test compares them).
-Sizes: **quick** = {quick}; **full** = {full}.
+Sizes (most experiments; see each table's settings):
+**quick** = {quick}; **full** = {full}.
 """
 
 
@@ -52,7 +60,7 @@ def _read(path: str):
 def render_page(results_dir: str = RESULTS_DIR) -> str:
     """The whole ``docs/results.md`` from the files in ``results_dir``."""
     estimate = _read(os.path.join(results_dir, "estimate.json")) or {}
-    parts = [INTRO.format(**SIZE_WORDS), _estimate_text(estimate)]
+    parts = [INTRO.format(**{size: size_words(size) for size in SIZES}), _estimate_text(estimate)]
     for name, experiment in EXPERIMENTS.items():
         parts.append(f"## `{name}`: {experiment.title}\n\n"
                      f"**Paper:** {experiment.paper}\n\n"
@@ -83,12 +91,16 @@ def _size_section(name: str, size: str, results_dir: str, estimate: dict) -> str
     settings = _read(os.path.join(folder, "results.md")).splitlines()[0]
     verdict = _read(os.path.join(folder, "verdict.md")) or "No verdict written yet."
     figure = f"../results/{name}-{size}/figure.png"
-    return (f"### {size} ({SIZE_WORDS[size]})\n\n"
+    return (f"### {size} ({size_words(size)})\n\n"
             f"Command: `{meta['command']}`; {meta['date']}; {meta['machine']}; "
             f"{meta['runs']} runs, wall time {meta['wall_s']:.0f} s "
-            f"(training processes {meta['train_s']:.0f} s).\n\n"
+            f"(training processes {meta['train_s']:.0f} s{_cpu_text(meta)}).\n\n"
             f"{settings}\n\n{table}\n![{name} {size}]({figure})\n\n"
             f"**Verdict ({size}):** {verdict}\n")
+
+
+def _cpu_text(meta: dict) -> str:
+    return f", CPU {meta['cpu_s']:.0f} s" if "cpu_s" in meta else ""
 
 
 def main() -> int:

@@ -14,8 +14,6 @@ import statistics
 
 GROUP_FIELDS = ("n_runs", "n_diverged", "n_missing", "test_acc_mean", "test_acc_std",
                 "train_loss_mean", "test_loss_mean", "gap_mean", "best")
-RUN_FIELDS = ("run", "seed", "status", "epochs_done", "test_acc", "train_loss",
-              "test_loss", "wall_s")
 
 
 def percent(value) -> str:
@@ -100,7 +98,8 @@ def run_table(rows: list[dict]) -> list[dict]:
              "seed": r["spec"].get("seed", 0), "status": r["status"],
              "epochs_done": r.get("epochs_done"), "test_acc": percent(r.get("test_acc")),
              "train_loss": loss(r.get("train_loss")),
-             "test_loss": loss(r.get("test_loss")), "wall_s": r.get("wall_s")}
+             "test_loss": loss(r.get("test_loss")), "wall_s": r.get("wall_s"),
+             "cpu_s": r.get("cpu_s")}
             for r in rows]
 
 

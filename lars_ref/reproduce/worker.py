@@ -53,7 +53,7 @@ def load_run_data(spec: dict):
 
 def run_one(run_dir: str) -> dict:
     """Train the run in ``run_dir`` (resuming if it can); write and return its result."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     spec = read_json(os.path.join(run_dir, SPEC_NAME))
     config = train_config(spec, run_dir)
     from lars_ref.train import checkpoint_path, train
@@ -65,6 +65,7 @@ def run_one(run_dir: str) -> dict:
         return {}  # stopped on purpose (the test hook): no result, as after a kill
     result = summarize(outcome)
     result["wall_s"] = round(time.perf_counter() - started, 2)
+    result["cpu_s"] = round(time.process_time() - cpu_started, 2)
     result["resumed"] = resume
     write_json_atomically(os.path.join(run_dir, RESULT_NAME), result)
     return result
