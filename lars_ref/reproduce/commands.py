@@ -62,10 +62,19 @@ def _add_common(parser, default_out: str) -> None:
                         help="training processes side by side, one BLAS thread each "
                              "(default: %(default)s)")
     parser.add_argument("--out", help=f"output folder (default: {default_out})")
+    parser.add_argument("--backend", choices=("numpy", "cupy", "auto"),
+                        help="array backend of every run; cupy runs on a GPU "
+                             "(default: each run's own, numpy)")
+
+
+def _with_backend(specs: list[dict], backend: str | None) -> list[dict]:
+    """``--backend`` overrides every run's (a GPU run gets its own folder)."""
+    return specs if backend is None else [{**s, "backend": backend} for s in specs]
 
 
 def reproduce_command(args) -> int:
     specs = experiment_specs(args.name, args.size)  # unknown name: error, nothing run
+    specs = _with_backend(specs, args.backend)
     out = args.out or os.path.join("lars_ref_out", "reproduce",
                                    f"{args.name}-{args.size}")
     experiment = EXPERIMENTS[args.name]
@@ -75,6 +84,7 @@ def reproduce_command(args) -> int:
 
 def sweep_command(args) -> int:
     specs = expand_grid(read_grid_file(args.file), where=f"grid file {args.file}")
+    specs = _with_backend(specs, args.backend)
     stem = os.path.splitext(os.path.basename(args.file))[0]
     out = args.out or os.path.join("lars_ref_out", "sweep", stem)
     return run_and_report(specs, out, args.jobs, SWEEP_PLOT, f"sweep {stem}",

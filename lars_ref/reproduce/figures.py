@@ -32,7 +32,8 @@ def _pyplot():
 
 
 def _label(settings: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={settings.get(k)}" for k in keys) or "all runs"
+    shown = {k: "default" if settings.get(k) is None else settings[k] for k in keys}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "all runs"
 
 
 def _read_jsonl(path: str) -> list[dict]:
