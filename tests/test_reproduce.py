@@ -57,7 +57,8 @@ def _snapshot(folder):
 # ------------------------------------------------------------------------ grids
 def test_expand_grid_is_the_product_of_each_block_with_shared_settings():
     grid = {"model": "m", "seed": [0, 1],
-            "grid": [{"batch_size": [16, 32], "lr": 0.1}, {"batch_size": 64, "seed": 5}]}
+            "grid": [{"batch_size": [16, 32], "lr": 0.1},
+                     {"batch_size": 64, "seed": 5}]}
     specs = expand_grid(grid)
     assert [(s["batch_size"], s["seed"]) for s in specs] == [
         (16, 0), (32, 0), (16, 1), (32, 1), (64, 5)]  # shared keys vary slowest
@@ -117,6 +118,14 @@ def test_batch_larger_than_data_stops_before_anything_runs_and_keeps_results(
     line = _user_error(capsys, ["sweep", str(grid), "--out", str(out)])
     assert "batch_size 2000" in line and "1437" in line
     assert _snapshot(out) == before  # nothing computed is lost or changed
+
+
+def test_subset_missing_classes_is_one_line_error(capsys, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({**DIGITS, "batch_size": 4, "train_subset": 6}))
+    line = _user_error(capsys, ["sweep", str(grid), "--out", str(tmp_path / "o")])
+    assert "subset_seed" in line and "of the 10 classes" in line
+    assert not (tmp_path / "o").exists()
 
 
 # ----------------------------------------------------------- resume, divergence

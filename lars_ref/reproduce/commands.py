@@ -1,4 +1,4 @@
-"""``lars-ref reproduce NAME`` and ``lars-ref sweep FILE``: run a grid, write its results.
+"""``lars-ref reproduce NAME`` and ``lars-ref sweep FILE``: run a grid, write results.
 
 Both end the same way (:func:`finish`): ``runs.csv`` (one row per run),
 ``results.csv`` and ``results.md`` (mean and spread over seeds), the figure
@@ -42,12 +42,12 @@ def register(commands) -> None:
     _add_common(reproduce, "lars_ref_out/reproduce/NAME-SIZE")
     reproduce.set_defaults(handler=reproduce_command)
     sweep = commands.add_parser(
-        "sweep", help="run your own grid of model x dataset x optimizer x batch x LR ...",
+        "sweep", help="run your own grid: model x dataset x optimizer x batch x LR ...",
         description=("Run every combination in a JSON or TOML grid file. Keys: the\n"
                      "settings of `lars-ref train --config`, plus train_subset and\n"
                      "test_subset (first N images), and 'grid', a list of blocks,\n"
                      "each a product of its own lists. Every list is an axis.\n\n"
-                     'example grid.json:  {"model": "alexnet_bn", "dataset": "digits",\n'
+                     'example grid.json: {"model": "alexnet_bn", "dataset": "digits",\n'
                      '    "optimizer": ["sgd", "lars"], "batch_size": [32, 512],\n'
                      '    "lr": 0.5, "epochs": 5, "seed": [0, 1, 2]}\n'
                      "then:  lars-ref sweep grid.json --jobs 2"),

@@ -7,7 +7,8 @@ block of its ``blocks``. ``B0`` is the base batch; the largest batch is 32 x B0
 (the paper's 512 -> 16K).
 
 ``quick`` trains on the first 4096 MNIST images for a few epochs (minutes on a
-2-core CPU); ``full`` on 8192 CIFAR-10 images (the JPEG copy) with three seeds
+2-core CPU); ``full`` on 8192 CIFAR-10 images (a seeded draw from the JPEG
+copy, whose files are sorted by class) with three seeds
 (estimated in ``docs/results.md``).
 
 Introduced in ``docs/results.md``.
@@ -24,7 +25,7 @@ SIZES = {
     "quick": {"dataset": "mnist", "train_subset": 4096, "test_subset": 2000,
               "epochs": 6, "seed": 0},
     "full": {"dataset": "cifar10_jpg", "train_subset": 8192, "test_subset": 2000,
-             "epochs": 10, "seed": [0, 1, 2]},
+             "subset_seed": 0, "epochs": 10, "seed": [0, 1, 2]},  # files by class
 }
 # LARS base LR per batch (grows with B, not linearly: paper Table 3)
 LARS_LR = {B0: 2.0, 64: 5.0, MID: 5.0, 256: 10.0, LARGE: 10.0}

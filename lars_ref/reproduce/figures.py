@@ -65,9 +65,11 @@ def _sweep(plt, rows, spec):
     x_key, panel_key = spec["x"], spec.get("panels")
     panels = sorted({r["spec"].get(panel_key) for r in rows}, key=str) if panel_key \
         else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4),
+                             squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        chosen = [r for r in rows if panel_key is None or r["spec"].get(panel_key) == panel]
+        chosen = [r for r in rows
+                  if panel_key is None or r["spec"].get(panel_key) == panel]
         line_keys = [k for k in varying_keys(chosen) if k not in (x_key, panel_key)]
         lines: dict[str, dict] = {}
         for settings, runs in group_by_settings(chosen):
@@ -97,8 +99,8 @@ def _curves(plt, rows, spec):
     for settings, runs in group_by_settings(rows):
         curves = []
         for run in runs:
-            epochs = [e for e in _read_jsonl(os.path.join(run["run_dir"], "epochs.jsonl"))
-                      if e["test_loss"] is not None]
+            rows_of_run = _read_jsonl(os.path.join(run["run_dir"], "epochs.jsonl"))
+            epochs = [e for e in rows_of_run if e["test_loss"] is not None]
             if y_key == "gap":
                 curves.append({e["epoch"]: abs(e["test_loss"] - e["train_loss"])
                                for e in epochs})
@@ -122,7 +124,8 @@ def _local_lr(plt, rows, spec):
     keys = varying_keys(rows)
     for ax, tensor in zip(axes.ravel(), tensors):
         for settings, runs in group_by_settings(rows):
-            xs, ys = _mean_curve([_local_lr_per_epoch(r["run_dir"], tensor) for r in runs])
+            xs, ys = _mean_curve([_local_lr_per_epoch(r["run_dir"], tensor)
+                                  for r in runs])
             ax.plot(xs, ys, marker=".", label=_label(settings, keys))
         ax.set(xlabel="epoch", ylabel="local LR lambda (epoch mean)", yscale="log",
                title=tensor)

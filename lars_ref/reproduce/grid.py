@@ -3,8 +3,8 @@
 A *run spec* is a plain dict of settings: any :class:`~lars_ref.config.TrainConfig`
 field (``model``, ``dataset``, ``optimizer``, ``batch_size``, ``lr``,
 ``warmup_epochs``, ``epochs``, ``seed``, ...) plus the sweep's own keys
-:data:`SUBSET_KEYS` (train on the first N training images, test on the first
-M test images). A *grid* describes many specs::
+:data:`SUBSET_KEYS` (train on N training images, test on M test images: the
+first ones, or a random draw with ``subset_seed``). A *grid* describes many specs::
 
     {"model": "alexnet_bn", "dataset": "mnist", "seed": [0, 1, 2],
      "grid": [{"optimizer": "sgd", "batch_size": [16, 512], "lr": 0.02},
@@ -26,7 +26,7 @@ import os
 
 from lars_ref.config import ConfigError, TrainConfig, read_json_object
 
-SUBSET_KEYS = ("train_subset", "test_subset")  # first N train / M test images
+SUBSET_KEYS = ("train_subset", "test_subset", "subset_seed")  # see worker.subset
 RUNNER_KEYS = ("out", "progress")              # set by the runner, never by a grid
 BLOCKS_KEY = "grid"
 

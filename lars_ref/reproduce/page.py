@@ -27,8 +27,10 @@ DATASET_WORDS = {"mnist": "MNIST", "cifar10_jpg": "CIFAR-10 (JPEG copy)"}
 def size_words(size: str) -> str:
     """The data of a size in words, from :data:`SIZES`."""
     settings = SIZES[size]
-    seeds = settings["seed"] if isinstance(settings["seed"], list) else [settings["seed"]]
-    return (f"{DATASET_WORDS.get(settings['dataset'], settings['dataset'])}, first "
+    seeds = settings["seed"]
+    seeds = seeds if isinstance(seeds, list) else [seeds]
+    which = "first" if settings.get("subset_seed") is None else "a seeded random draw of"
+    return (f"{DATASET_WORDS.get(settings['dataset'], settings['dataset'])}, {which} "
             f"{settings['train_subset']} training and {settings['test_subset']} test "
             f"images, {len(seeds)} seed{'s' * (len(seeds) > 1)}")
 
@@ -60,7 +62,8 @@ def _read(path: str):
 def render_page(results_dir: str = RESULTS_DIR) -> str:
     """The whole ``docs/results.md`` from the files in ``results_dir``."""
     estimate = _read(os.path.join(results_dir, "estimate.json")) or {}
-    parts = [INTRO.format(**{size: size_words(size) for size in SIZES}), _estimate_text(estimate)]
+    parts = [INTRO.format(**{size: size_words(size) for size in SIZES}),
+             _estimate_text(estimate)]
     for name, experiment in EXPERIMENTS.items():
         parts.append(f"## `{name}`: {experiment.title}\n\n"
                      f"**Paper:** {experiment.paper}\n\n"
@@ -74,8 +77,9 @@ def _estimate_text(estimate: dict) -> str:
     if not estimate:
         return "The full setting has no time estimate yet.\n"
     total = sum(e["seconds"] for e in estimate["experiments"].values())
-    return (f"**Full setting, estimated:** {total / 3600:.1f} h for all experiments with "
-            f"`--jobs {estimate['jobs']}` on this machine ({estimate['basis']}).\n")
+    return (f"**Full setting, estimated:** {total / 3600:.1f} h for all experiments "
+            f"with `--jobs {estimate['jobs']}` on a quiet 2-core machine like this one "
+            f"({estimate['basis']}).\n")
 
 
 def _size_section(name: str, size: str, results_dir: str, estimate: dict) -> str:

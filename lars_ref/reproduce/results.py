@@ -96,7 +96,8 @@ def run_table(rows: list[dict]) -> list[dict]:
     keys = varying_keys(rows)
     return [{"run": r["run"], **{k: r["spec"].get(k) for k in keys},
              "seed": r["spec"].get("seed", 0), "status": r["status"],
-             "epochs_done": r.get("epochs_done"), "test_acc": percent(r.get("test_acc")),
+             "epochs_done": r.get("epochs_done"),
+             "test_acc": percent(r.get("test_acc")),
              "train_loss": loss(r.get("train_loss")),
              "test_loss": loss(r.get("test_loss")), "wall_s": r.get("wall_s"),
              "cpu_s": r.get("cpu_s")}

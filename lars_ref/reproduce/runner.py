@@ -54,7 +54,7 @@ def check_runs(runs: list[tuple[str, dict]]) -> None:
             train_config(spec, run_dir).validate()
             _check_subsets(spec)
             key = (spec.get("dataset", "digits"), spec.get("data_dir"),
-                   spec.get("train_subset"), spec.get("test_subset"))
+                   *(spec.get(name) for name in SUBSET_KEYS))
             if key not in datasets:
                 datasets[key] = load_run_data(spec)
             _check_sizes(spec, datasets[key])
@@ -67,7 +67,7 @@ def check_runs(runs: list[tuple[str, dict]]) -> None:
 
 
 def _check_subsets(spec: dict) -> None:
-    for key in SUBSET_KEYS:
+    for key in SUBSET_KEYS[:2]:
         value = spec.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < 1):
@@ -81,8 +81,14 @@ def _check_sizes(spec: dict, dataset) -> None:
         raise ConfigError(f"batch_size {batch} is larger than the {num_train} training "
                           f"images (dataset {dataset.name}, train_subset "
                           f"{spec.get('train_subset')}); use at most {num_train}")
-    if len(dataset.x_test) == 0:
-        raise ConfigError("test_subset leaves no test image")
+    for split, labels in (("train", dataset.y_train), ("test", dataset.y_test)):
+        present = len(set(labels.tolist()))
+        if present < len(dataset.classes):
+            raise ConfigError(
+                f"the {split} subset holds only {present} of the "
+                f"{len(dataset.classes)} classes of {dataset.name} (its files may be "
+                "sorted by class); set subset_seed to draw a random subset, or a "
+                f"larger {split}_subset")
 
 
 def _dry_run(spec: dict, dataset) -> None:

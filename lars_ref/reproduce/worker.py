@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from lars_ref.data import load_dataset
 from lars_ref.reproduce.grid import train_config
 
@@ -37,22 +39,35 @@ def write_json_atomically(path: str, value) -> None:
     os.replace(temporary, path)
 
 
-def subset(dataset, train_subset=None, test_subset=None):
-    """The first ``train_subset`` training and ``test_subset`` test images."""
-    return dataset._replace(x_train=dataset.x_train[:train_subset],
-                            y_train=dataset.y_train[:train_subset],
-                            x_test=dataset.x_test[:test_subset],
-                            y_test=dataset.y_test[:test_subset])
+def subset(dataset, train_subset=None, test_subset=None, subset_seed=None):
+    """``train_subset`` training and ``test_subset`` test images (None: all).
+
+    Without ``subset_seed`` they are the first images of each split (fine for
+    MNIST, whose files are shuffled); with it, a random draw without
+    replacement by ``numpy.random.default_rng(subset_seed)`` (needed for
+    class-sorted files such as the CIFAR-10 JPEG copy).
+    """
+    def pick(x, y, count):
+        if subset_seed is None:
+            return x[:count], y[:count]
+        order = np.random.default_rng(subset_seed).permutation(len(x))[:count]
+        return x[np.sort(order)], y[np.sort(order)]
+
+    x_train, y_train = pick(dataset.x_train, dataset.y_train, train_subset)
+    x_test, y_test = pick(dataset.x_test, dataset.y_test, test_subset)
+    return dataset._replace(x_train=x_train, y_train=y_train, x_test=x_test,
+                            y_test=y_test)
 
 
 def load_run_data(spec: dict):
     """The dataset of a run, cut to its subsets."""
     dataset = load_dataset(spec.get("dataset", "digits"), spec.get("data_dir"))
-    return subset(dataset, spec.get("train_subset"), spec.get("test_subset"))
+    return subset(dataset, spec.get("train_subset"), spec.get("test_subset"),
+                  spec.get("subset_seed"))
 
 
 def run_one(run_dir: str) -> dict:
-    """Train the run in ``run_dir`` (resuming if it can); write and return its result."""
+    """Train the run in ``run_dir`` (resuming if it can); write, return its result."""
     started, cpu_started = time.perf_counter(), time.process_time()
     spec = read_json(os.path.join(run_dir, SPEC_NAME))
     config = train_config(spec, run_dir)
