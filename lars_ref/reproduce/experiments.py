@@ -103,7 +103,7 @@ EXPERIMENTS = {
               "57-57.8 % for LR 13-29, dropping at 30+.",
         claim="A wide range of base LRs gives nearly the best accuracy.",
         settings={"model": "alexnet_bn", "optimizer": "lars", "warmup_epochs": 1,
-                  "batch_size": [256, LARGE], "lr": [2.5, 5.0, 10.0, 20.0, 40.0]},
+                  "batch_size": [256, LARGE], "lr": [5.0, 10.0, 20.0, 40.0, 80.0]},
         blocks=({},), plot={"kind": "sweep", "x": "lr"}),
     "table5": Experiment(
         title="Table 5: accuracy against training length at the largest batch",

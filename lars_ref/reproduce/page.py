@@ -29,7 +29,8 @@ def size_words(size: str) -> str:
     settings = SIZES[size]
     seeds = settings["seed"]
     seeds = seeds if isinstance(seeds, list) else [seeds]
-    which = "first" if settings.get("subset_seed") is None else "a seeded random draw of"
+    seeded = settings.get("subset_seed") is not None
+    which = "a seeded random draw of" if seeded else "first"
     return (f"{DATASET_WORDS.get(settings['dataset'], settings['dataset'])}, {which} "
             f"{settings['train_subset']} training and {settings['test_subset']} test "
             f"images, {len(seeds)} seed{'s' * (len(seeds) > 1)}")
