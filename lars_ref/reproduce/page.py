@@ -44,7 +44,8 @@ arXiv:1708.03888v3; numbers as printed, ImageNet, 100 epochs), re-run at a scale
 repository can afford: base batch B0 = 16 up to 32 x B0 = 512, small AlexNets
 (`alexnet`, `alexnet_bn`) and ResNet-20. `lars-ref reproduce NAME --size SIZE`
 re-creates a section's files in `results/NAME-SIZE/` (a killed run continues where
-it stopped); `lars-ref sweep FILE` runs a grid of your own.
+it stopped); `lars-ref sweep FILE` runs a grid of your own. CI runs the quick grid
+of `fig3` on the built-in 8x8 digits (`tests/test_reproduce.py`).
 
 This page is generated from the committed files in `results/` by
 `python -m lars_ref.reproduce.page`; do not edit it by hand (a test compares them).
