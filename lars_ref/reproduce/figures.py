@@ -65,7 +65,7 @@ def _sweep(plt, rows, spec):
     x_key, panel_key = spec["x"], spec.get("panels")
     panels = sorted({r["spec"].get(panel_key) for r in rows}, key=str) if panel_key \
         else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4),
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7, 5 * len(panels)), 4.5),
                              squeeze=False)
     for ax, panel in zip(axes[0], panels):
         chosen = [r for r in rows
