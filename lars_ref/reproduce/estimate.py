@@ -7,7 +7,8 @@ on a quiet machine a one-thread run's wall time is its CPU time. A run then take
 ``epochs x (N_train x train_s + N_test x test_s) + startup_s`` and an experiment
 the sum over its runs divided by the jobs that run side by side. Writes
 ``results/estimate.json`` (shown on the results page):
-``python -m lars_ref.reproduce.estimate``.
+``python -m lars_ref.reproduce.estimate`` (``--reuse`` keeps the measured costs
+and only recounts the runs, after a grid changed).
 
 Introduced in ``docs/results.md``.
 """
@@ -21,7 +22,7 @@ import time
 
 from lars_ref.reproduce.experiments import EXPERIMENTS, experiment_specs
 from lars_ref.reproduce.grid import train_config
-from lars_ref.reproduce.worker import load_run_data, write_json_atomically
+from lars_ref.reproduce.worker import load_run_data, read_json, write_json_atomically
 
 JOBS = 2
 TIMED_IMAGES = 1024   # training images timed per model
@@ -51,9 +52,13 @@ def measure_model(spec: dict) -> dict:
             "test_s_per_image": round(test_s / len(data.x_test), 6)}
 
 
-def estimate(startup_s: float = 5.0) -> dict:
-    """Per experiment of the full setting: runs and estimated seconds with JOBS jobs."""
-    per_model, experiments = {}, {}
+def estimate(startup_s: float = 5.0, per_model: dict | None = None) -> dict:
+    """Per experiment of the full setting: runs and estimated seconds with JOBS jobs.
+
+    ``per_model``: costs measured before (``estimate.json``); models missing
+    from it are measured now.
+    """
+    per_model, experiments = dict(per_model or {}), {}
     for name in EXPERIMENTS:
         specs = experiment_specs(name, "full")
         seconds = 0.0
@@ -72,10 +77,15 @@ def estimate(startup_s: float = 5.0) -> dict:
             "experiments": experiments}
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """``--reuse``: keep the per-model costs of ``results/estimate.json``."""
     from lars_ref.reproduce.page import RESULTS_DIR
-    result = estimate()
     path = os.path.join(RESULTS_DIR, "estimate.json")
+    argv = sys.argv[1:] if argv is None else argv
+    earlier = read_json(path) if "--reuse" in argv and os.path.exists(path) else {}
+    result = estimate(per_model=earlier.get("per_model"))
+    if earlier:
+        result["basis"] = earlier["basis"]
     write_json_atomically(path, result)
     print(f"wrote {path}")
     return 0

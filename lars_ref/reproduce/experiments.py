@@ -133,7 +133,7 @@ EXPERIMENTS = {
                 *({"optimizer": "lars", "batch_size": b, "lr": lr}
                   for b, lr in RESNET_LARS_LR.items())),
         sizes={"quick": {"train_subset": 2048, "epochs": 4},
-               "full": {"train_subset": 4096, "epochs": 8}},
+               "full": {"train_subset": 4096, "epochs": 6}},
         plot={"kind": "sweep", "x": "batch_size"}),
 }
 
