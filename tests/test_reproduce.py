@@ -120,6 +120,14 @@ def test_batch_larger_than_data_stops_before_anything_runs_and_keeps_results(
     assert _snapshot(out) == before  # nothing computed is lost or changed
 
 
+def test_check_trains_nothing_and_writes_nothing(capsys, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({**DIGITS, "batch_size": [32, 64]}))
+    assert cli.main(["sweep", str(grid), "--check", "--out", str(tmp_path / "o")]) == 0
+    assert "2 runs: 0 done before, 2 to train" in capsys.readouterr().out
+    assert not (tmp_path / "o").exists()
+
+
 def test_subset_missing_classes_is_one_line_error(capsys, tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({**DIGITS, "batch_size": 4, "train_subset": 6}))

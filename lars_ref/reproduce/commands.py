@@ -62,6 +62,9 @@ def _add_common(parser, default_out: str) -> None:
                         help="training processes side by side, one BLAS thread each "
                              "(default: %(default)s)")
     parser.add_argument("--out", help=f"output folder (default: {default_out})")
+    parser.add_argument("--check", action="store_true",
+                        help="check every run (settings, data, model) and print the "
+                             "plan; train nothing")
     parser.add_argument("--backend", choices=("numpy", "cupy", "auto"),
                         help="array backend of every run; cupy runs on a GPU "
                              "(default: each run's own, numpy)")
@@ -79,7 +82,8 @@ def reproduce_command(args) -> int:
                                    f"{args.name}-{args.size}")
     experiment = EXPERIMENTS[args.name]
     return run_and_report(specs, out, args.jobs, experiment.plot, experiment.title,
-                          {"experiment": args.name, "size": args.size})
+                          {"experiment": args.name, "size": args.size},
+                          check_only=args.check)
 
 
 def sweep_command(args) -> int:
@@ -88,13 +92,16 @@ def sweep_command(args) -> int:
     stem = os.path.splitext(os.path.basename(args.file))[0]
     out = args.out or os.path.join("lars_ref_out", "sweep", stem)
     return run_and_report(specs, out, args.jobs, SWEEP_PLOT, f"sweep {stem}",
-                          {"grid_file": args.file})
+                          {"grid_file": args.file}, check_only=args.check)
 
 
-def run_and_report(specs, out, jobs, plot_spec, title, about, log=print) -> int:
+def run_and_report(specs, out, jobs, plot_spec, title, about, log=print,
+                   check_only=False) -> int:
     """Run ``specs`` in ``out``, write tables, figure and meta; 0 if every run ended."""
     started = time.perf_counter()
-    rows = run_sweep(plan_runs(specs, out), jobs=jobs, log=log)
+    rows = run_sweep(plan_runs(specs, out), jobs=jobs, log=log, check_only=check_only)
+    if check_only:
+        return 0
     paths = finish(rows, out, plot_spec, title, about, time.perf_counter() - started)
     log("results: " + ", ".join(paths))
     missing = sum(row["status"] == "missing" for row in rows)

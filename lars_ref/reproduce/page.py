@@ -100,7 +100,8 @@ def _size_section(name: str, size: str, results_dir: str, estimate: dict) -> str
     return (f"### {size} ({size_words(size)})\n\n"
             f"Command: `{meta['command']}`; {meta['date']}; {meta['machine']}; "
             f"{meta['runs']} runs, wall time {meta['wall_s']:.0f} s "
-            f"(training processes {meta['train_s']:.0f} s{_cpu_text(meta)}).\n\n"
+            "(summed over its invocations; "
+            f"training processes {meta['train_s']:.0f} s{_cpu_text(meta)}).\n\n"
             f"{settings}\n\n{table}\n![{name} {size}]({figure})\n\n"
             f"**Verdict ({size}):** {verdict}\n")
 

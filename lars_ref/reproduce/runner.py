@@ -103,14 +103,20 @@ def is_done(run_dir: str) -> bool:
     return os.path.exists(os.path.join(run_dir, RESULT_NAME))
 
 
-def run_sweep(runs: list[tuple[str, dict]], jobs: int = 1, log=print) -> list[dict]:
-    """Check, then train every run without a result; return one row per run."""
+def run_sweep(runs: list[tuple[str, dict]], jobs: int = 1, log=print,
+              check_only: bool = False) -> list[dict]:
+    """Check, then train every run without a result; return one row per run.
+
+    ``check_only``: stop after the checks and the plan (nothing is written).
+    """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     check_runs(runs)
     pending = [(d, s) for d, s in runs if not is_done(d)]
     log(f"{len(runs)} runs: {len(runs) - len(pending)} done before, "
         f"{len(pending)} to train ({jobs} at a time)")
+    if check_only:
+        return []
     for run_dir, spec in pending:
         os.makedirs(run_dir, exist_ok=True)
         write_json_atomically(os.path.join(run_dir, SPEC_NAME), spec)
