@@ -29,6 +29,8 @@ from lars_ref.config import ConfigError, TrainConfig, read_json_object
 SUBSET_KEYS = ("train_subset", "test_subset", "subset_seed")  # see worker.subset
 RUNNER_KEYS = ("out", "progress")              # set by the runner, never by a grid
 BLOCKS_KEY = "grid"
+NAME_PARTS = (("model", ""), ("optimizer", ""), ("batch_size", "B"), ("lr", "lr"),
+              ("epochs", "e"), ("seed", "s"))  # the readable part of a run's folder
 
 
 def setting_names() -> tuple[str, ...]:
@@ -102,7 +104,5 @@ def train_config(spec: dict, out_dir: str) -> TrainConfig:
 def run_name(spec: dict) -> str:
     """A folder name, readable and unique: the main settings + a hash of all of them."""
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    parts = [str(spec.get("model", "model")), str(spec.get("optimizer", "opt")),
-             f"B{spec.get('batch_size', '')}", f"lr{spec.get('lr', '')}",
-             f"e{spec.get('epochs', '')}", f"s{spec.get('seed', 0)}"]
-    return "-".join(parts).replace("/", "_") + "-" + digest[:8]
+    parts = [f"{prefix}{spec[key]}" for key, prefix in NAME_PARTS if key in spec]
+    return "-".join(parts + [digest[:8]]).replace("/", "_")

@@ -51,13 +51,13 @@ def check_runs(runs: list[tuple[str, dict]]) -> None:
     for run_dir, spec in runs:
         where = f"run {os.path.basename(run_dir)}"
         try:
-            train_config(spec, run_dir).validate()
+            config = train_config(spec, run_dir).validate()
             _check_subsets(spec)
             key = (spec.get("dataset", "digits"), spec.get("data_dir"),
                    *(spec.get(name) for name in SUBSET_KEYS))
             if key not in datasets:
                 datasets[key] = load_run_data(spec)
-            _check_sizes(spec, datasets[key])
+            _check_sizes(config.batch_size, spec, datasets[key])
             construction = repr(sorted((k, v) for k, v in spec.items() if k != "seed"))
             if construction not in checked:
                 _dry_run(spec, datasets[key])
@@ -67,16 +67,17 @@ def check_runs(runs: list[tuple[str, dict]]) -> None:
 
 
 def _check_subsets(spec: dict) -> None:
-    for key in SUBSET_KEYS[:2]:
-        value = spec.get(key)
+    """train_subset, test_subset: integers >= 1; subset_seed: an integer >= 0."""
+    for key in SUBSET_KEYS:
+        value, least = spec.get(key), 0 if key == "subset_seed" else 1
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ConfigError(f"{key} must be a positive integer or absent, "
+                                  or value < least):
+            raise ConfigError(f"{key} must be an integer >= {least} or absent, "
                               f"got {value!r}")
 
 
-def _check_sizes(spec: dict, dataset) -> None:
-    batch, num_train = spec.get("batch_size", 128), len(dataset.x_train)
+def _check_sizes(batch: int, spec: dict, dataset) -> None:
+    num_train = len(dataset.x_train)
     if batch > num_train:
         raise ConfigError(f"batch_size {batch} is larger than the {num_train} training "
                           f"images (dataset {dataset.name}, train_subset "
