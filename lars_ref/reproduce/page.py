@@ -81,7 +81,8 @@ def _estimate_text(estimate: dict) -> str:
     total = sum(e["seconds"] for e in estimate["experiments"].values())
     return (f"**Full setting, estimated:** {total / 3600:.1f} h for all experiments "
             f"with `--jobs {estimate['jobs']}` on a quiet 2-core machine like this one "
-            f"({estimate['basis']}).\n")
+            f"({estimate['basis']}; `python -m lars_ref.reproduce.estimate`). "
+            "`--check` validates a full grid against the data without training.\n")
 
 
 def _size_section(name: str, size: str, results_dir: str, estimate: dict) -> str:
