@@ -99,7 +99,14 @@ def run_and_report(specs, out, jobs, plot_spec, title, about, log=print,
                    check_only=False) -> int:
     """Run ``specs`` in ``out``, write tables, figure and meta; 0 if every run ended."""
     started = time.perf_counter()
-    rows = run_sweep(plan_runs(specs, out), jobs=jobs, log=log, check_only=check_only)
+    try:
+        rows = run_sweep(plan_runs(specs, out), jobs=jobs, log=log,
+                         check_only=check_only)
+    except KeyboardInterrupt:
+        print("lars-ref: interrupted; run the same command again to continue "
+              "(finished runs are kept, the others resume from their checkpoints)",
+              file=sys.stderr)
+        return 130
     if check_only:
         return 0
     paths = finish(rows, out, plot_spec, title, about, time.perf_counter() - started)
