@@ -80,7 +80,7 @@ EXPERIMENTS = {
         blocks=({"batch_size": B0, "lr": [1.0, 2.0, 4.0, 8.0]},
                 {"batch_size": MID, "lr": [2.0, 5.0, 10.0, 20.0]},
                 {"batch_size": LARGE, "lr": [5.0, 10.0, 20.0, 40.0, 80.0]}),
-        plot={"kind": "sweep", "x": "batch_size", "panels": "model"}),
+        plot={"kind": "sweep", "x": "batch_size", "panels": "model", "best_of": "lr"}),
     "fig1": Experiment(
         title="Figure 1: the test-minus-train loss gap, small and large batch",
         paper="AlexNet-BN, B=512 (LR 0.02) and 8K (LR 0.32): both gaps noisy in "
@@ -134,7 +134,7 @@ EXPERIMENTS = {
                   for b, lr in RESNET_LARS_LR.items())),
         sizes={"quick": {"train_subset": 2048, "epochs": 4},
                "full": {"train_subset": 4096, "epochs": 6}},
-        plot={"kind": "sweep", "x": "batch_size"}),
+        plot={"kind": "sweep", "x": "batch_size", "best_of": "lr"}),
 }
 
 

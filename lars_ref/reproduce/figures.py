@@ -3,8 +3,10 @@
 Three kinds, each averaging over seeds (lines are labelled by the settings that
 differ between them):
 
-* ``{"kind": "sweep", "x": KEY, "panels": KEY?}``: final test accuracy against
-  one setting (LR, batch, epochs), error bars one std (Tables 1, 3, 4, 5; Fig. 4);
+* ``{"kind": "sweep", "x": KEY, "panels": KEY?, "best_of": KEY?}``: final test
+  accuracy against one setting (LR, batch, epochs), error bars one std; with
+  ``best_of`` ("lr"), each point is the best over that setting (Tables 1, 3, 4,
+  5; Fig. 4);
 * ``{"kind": "curves", "y": "test_acc" | "gap"}``: per epoch, test accuracy or
   |test loss - train loss| (Figs. 3 and 1);
 * ``{"kind": "local_lr", "tensors": [...]}``: the LARS local LR lambda of some
@@ -70,26 +72,38 @@ def _sweep(plt, rows, spec):
     for ax, panel in zip(axes[0], panels):
         chosen = [r for r in rows
                   if panel_key is None or r["spec"].get(panel_key) == panel]
-        line_keys = [k for k in varying_keys(chosen) if k not in (x_key, panel_key)]
-        lines: dict[str, dict] = {}
-        for settings, runs in group_by_settings(chosen):
-            accs = [100 * r["test_acc"] for r in runs
-                    if r["status"] == "finished" and r["test_acc"] is not None]
-            if accs:
-                line = lines.setdefault(_label(settings, line_keys), {})
-                line[settings[x_key]] = (statistics.fmean(accs),
-                                         statistics.stdev(accs) if len(accs) > 1 else 0)
-        for label, points in lines.items():
+        for label, points in _sweep_lines(chosen, spec).items():
             xs = sorted(points)
             ax.errorbar(xs, [points[x][0] for x in xs], [points[x][1] for x in xs],
                         marker="o", capsize=3, label=label)
         if x_key in ("lr", "batch_size"):
             ax.set_xscale("log", base=2 if x_key == "batch_size" else 10)
-        ax.set(xlabel=x_key, ylabel="final test top-1 (%)",
+        best = f" (best {spec['best_of']} of each point)" if "best_of" in spec else ""
+        ax.set(xlabel=x_key, ylabel="final test top-1 (%)" + best,
                title=f"{panel_key}={panel}" if panel_key else "")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def _sweep_lines(rows, spec) -> dict:
+    """``{label: {x: (mean %, std %)}}`` over seeds; ``best_of``: its best value."""
+    x_key, best_of = spec["x"], spec.get("best_of")
+    line_keys = [k for k in varying_keys(rows)
+                 if k not in (x_key, spec.get("panels"), best_of)]
+    lines: dict[str, dict] = {}
+    for settings, runs in group_by_settings(rows):
+        accs = [100 * r["test_acc"] for r in runs
+                if r["status"] == "finished" and r["test_acc"] is not None]
+        if not accs:
+            continue
+        spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        point = (statistics.fmean(accs), spread)
+        line = lines.setdefault(_label(settings, line_keys), {})
+        x = settings[x_key]
+        if x not in line or point[0] > line[x][0]:  # without best_of: one group per x
+            line[x] = point
+    return lines
 
 
 def _curves(plt, rows, spec):
