@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_train(commands)
     _add_download(commands)
+    from lars_ref.reproduce.commands import register as register_reproduce
+    register_reproduce(commands)  # reproduce, sweep (until COMMAND_MODULES lands)
     for name, (_, _, help_line) in FORWARDED.items():
         forwarded = commands.add_parser(name, help=help_line, add_help=False)
         forwarded.add_argument("rest", nargs=argparse.REMAINDER)
