@@ -33,9 +33,10 @@ COMMAND_MODULES = (
     "lars_ref.demo",
     "lars_ref.train_command",
     "lars_ref.data.download",
-    "lars_ref.bench",
+    "lars_ref.tools.bench",
     "lars_ref.bench_optim",
     "lars_ref.crosscheck.cli",        # vectors, crosscheck
+    "lars_ref.reproduce.commands",    # reproduce, sweep
 )
 
 DESCRIPTION = """\
