@@ -16,7 +16,7 @@ import os
 import sys
 
 from lars_ref.backend import BackendError, keep_freed_host_memory
-from lars_ref.config import ConfigError, TrainConfig
+from lars_ref.config import INITS, ConfigError, TrainConfig
 from lars_ref.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -169,11 +169,12 @@ def _add_train(commands) -> None:
     flag("--dataset", help="digits (built in), mnist, fashion_mnist, cifar10, ...")
     flag("--data-dir", help="where datasets live (default: $LARS_REF_DATA)")
     flag("--width", type=int, help="channels of the first layer (model size)")
-    flag("--init", choices=("auto", "paper", "paper_gain"),
+    flag("--init", choices=INITS,
          help="AlexNet weight init. paper: the authors' Gaussian stds verbatim; "
-              "paper_gain: those stds scaled to the paper network's std*sqrt(fan_in), "
-              "so that plain SGD trains the small AlexNets; auto (default): paper at "
-              "the paper's size, paper_gain for small inputs")
+              "paper_gain: those stds scaled to the paper network's std*sqrt(fan_in); "
+              "he: sqrt(2/fan_in) up to fc7, so that plain SGD trains the small "
+              "AlexNet with LRN; auto (default): paper at the paper's size, for small "
+              "inputs he (alexnet) or paper_gain (alexnet_bn)")
     flag("--dtype", choices=("float32", "float64"))
     flag("--augment", action=argparse.BooleanOptionalAction, default=None,
          help="random crops and flips on the training images")

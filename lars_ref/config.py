@@ -26,7 +26,7 @@ import os
 from lars_ref.errors import UserError
 
 DTYPES = ("float32", "float64")
-INITS = ("auto", "paper", "paper_gain")
+INITS = ("auto", "paper", "paper_gain", "he")  # models.ALEXNET_INITS plus "auto"
 
 
 class ConfigError(UserError):
@@ -43,7 +43,7 @@ class TrainConfig:
     data_dir: str | None = None
     width: float | None = None  # width multiplier of the model (None: its default)
     dropout: float | None = None  # AlexNet drop6/drop7 probability (None: 0.5)
-    init: str = "auto"          # AlexNets: "paper" or "paper_gain" (models.alexnet)
+    init: str = "auto"          # AlexNets: "paper", "paper_gain", "he" (models.alexnet)
     dtype: str = "float32"
     augment: bool = False       # random crop (pad H/8) + flip for 3-channel images
     # optimizer: "sgd", "lars", or a LARS preset name from lars_ref.optim.variants
