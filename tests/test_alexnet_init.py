@@ -7,13 +7,15 @@ and the loss falls well below chance in a few epochs on the 8x8 digits. See
 ``lars_ref.models.weight_stds`` and ``docs/paper_notes.md``.
 """
 import math
+import os
 
 import numpy as np
 import pytest
 
 from lars_ref.config import TrainConfig
-from lars_ref.data import load_dataset
+from lars_ref.data import DataError, load_dataset
 from lars_ref.models import build_model
+from lars_ref.reproduce.worker import subset
 from lars_ref.train import train
 
 CHANCE_LOSS = math.log(10)
@@ -42,11 +44,16 @@ def test_he_init_is_the_paper_draw_rescaled_to_sqrt_2_over_fan_in():
             np.testing.assert_array_equal(he[key], paper[key])  # BVLC biases
 
 
+def _sgd_run(tmp_path, init, dataset, **settings):
+    config = TrainConfig(model="alexnet", dataset=dataset.name, init=init,
+                         optimizer="sgd", warmup_epochs=0, out=str(tmp_path / init),
+                         progress=False, blas_threads=1, **settings)
+    return train(config, dataset=dataset)
+
+
 def _digits_run(tmp_path, init):
-    config = TrainConfig(model="alexnet", dataset="digits", init=init, optimizer="sgd",
-                         lr=0.02, batch_size=32, epochs=4, warmup_epochs=0,
-                         out=str(tmp_path / init), progress=False, blas_threads=1)
-    return train(config, dataset=load_dataset("digits"))
+    return _sgd_run(tmp_path, init, load_dataset("digits"), lr=0.02, batch_size=32,
+                    epochs=4)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +73,16 @@ def test_the_paper_gain_init_leaves_alexnet_at_chance(digits_runs):
     last = digits_runs["paper_gain"].epochs[-1]
     assert last["train_loss"] == pytest.approx(CHANCE_LOSS, abs=0.05)
     assert last["test_acc"] < 0.2
+
+
+def test_alexnet_with_lrn_trains_on_mnist_from_the_he_init(tmp_path):
+    """640 steps of B=16 on 2048 MNIST images (about 6 s); skipped without the data."""
+    if not os.environ.get("LARS_REF_DATA"):
+        pytest.skip("set LARS_REF_DATA to a folder holding mnist/")
+    try:
+        mnist = subset(load_dataset("mnist"), train_subset=2048, test_subset=1000)
+    except DataError as err:
+        pytest.skip(f"no MNIST under LARS_REF_DATA: {err}")
+    last = _sgd_run(tmp_path, "he", mnist, lr=0.01, batch_size=16, epochs=5).epochs[-1]
+    assert last["train_loss"] < 0.5 * CHANCE_LOSS
+    assert last["test_acc"] > 0.6
