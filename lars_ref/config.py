@@ -32,10 +32,11 @@ from lars_ref.backend import BACKEND_NAMES
 from lars_ref.checks import (check_choice, check_eta, check_lr, check_momentum,
                              check_weight_decay)
 from lars_ref.errors import UserError
+from lars_ref.models import ALEXNET_INITS
 from lars_ref.optim.schedules import DECAY_CLOCKS, linear_scaling
 
 DTYPES = ("float32", "float64")
-INITS = ("auto", "paper", "paper_gain")
+INITS = ("auto", *ALEXNET_INITS)  # auto: the model's choice for its input size
 
 
 class ConfigError(UserError):
@@ -65,11 +66,12 @@ class TrainConfig:
               "A fraction such as 1/16 is accepted (default: auto)")
     dropout: float | None = setting(None, "AlexNet drop6/drop7 probability "
                                           "(default: the paper's 0.5)")
-    init: str = setting("auto", "AlexNet weight init. paper: the authors' Gaussian "
-                                "stds; paper_gain: those stds scaled to the paper network's "
-                                "std*sqrt(fan_in), so that plain SGD trains the small "
-                                "AlexNets; auto: paper at the paper's size, paper_gain "
-                                "for small inputs", INITS)
+    init: str = setting(
+        "auto", "AlexNet weight init. paper: the authors' Gaussian stds verbatim; "
+                "paper_gain: those stds scaled to the paper network's std*sqrt(fan_in); "
+                "he: sqrt(2/fan_in) up to fc7, so that plain SGD trains the small "
+                "AlexNet with LRN; auto: paper at the paper's size, for small inputs he "
+                "(alexnet) or paper_gain (alexnet_bn)", INITS)
     dtype: str = setting("float32", "floating-point type of weights and images", DTYPES)
     augment: bool = setting(False, "random crops (pad H/8) and flips (colour images)")
     # optimizer
