@@ -68,10 +68,10 @@ class TrainConfig:
                                           "(default: the paper's 0.5)")
     init: str = setting(
         "auto", "AlexNet weight init. paper: the authors' Gaussian stds verbatim; "
-                "paper_gain: those stds scaled to the paper network's std*sqrt(fan_in); "
-                "he: sqrt(2/fan_in) up to fc7, so that plain SGD trains the small "
-                "AlexNet with LRN; auto: paper at the paper's size, for small inputs he "
-                "(alexnet) or paper_gain (alexnet_bn)", INITS)
+                "paper_gain: those stds scaled to the paper network's "
+                "std*sqrt(fan_in); he: sqrt(2/fan_in) up to fc7, so that plain SGD "
+                "trains the small AlexNet with LRN; auto: paper at the paper's size, "
+                "for small inputs he (alexnet) or paper_gain (alexnet_bn)", INITS)
     dtype: str = setting("float32", "floating-point type of weights and images", DTYPES)
     augment: bool = setting(False, "random crops (pad H/8) and flips (colour images)")
     # optimizer
