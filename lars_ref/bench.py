@@ -32,7 +32,8 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
+from lars_ref.backend import resolve_backend, to_device
+from lars_ref.tools.host_memory import keep_freed_host_memory
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
 
@@ -58,7 +59,7 @@ def parse_args(argv):
     add("--warmup", type=int, help="untimed runs at the start of every block")
     add("--no-torch", action="store_true", help="time our side only")
     add("--default-malloc", action="store_true",
-        help="leave glibc's malloc settings alone (see backend.keep_freed_host_memory)")
+        help="leave glibc's malloc settings alone (see tools.host_memory)")
     add("--profile", action="store_true",
         help="also cProfile one of our ResNet-20 steps (own time per function)")
     return parser.parse_args(argv)

@@ -15,7 +15,8 @@ import importlib
 import os
 import sys
 
-from lars_ref.backend import BackendError, keep_freed_host_memory
+from lars_ref.backend import BackendError
+from lars_ref.tools.host_memory import keep_freed_host_memory
 from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.errors import UserError
 

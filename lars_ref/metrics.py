@@ -41,22 +41,28 @@ class ScalarBuffer:
         """Queue one row: plain host values plus 0-d device arrays (not yet copied)."""
         self._rows.append((host_fields, device_scalars))
 
-    def gather(self) -> list[dict]:
-        """Return the queued rows, device scalars as Python floats; empty the buffer.
+    def pending_values(self) -> list:
+        """The queued device scalars, in row order (what :meth:`take` expects back)."""
+        return [v for _, device in self._rows for v in device.values()]
 
-        All queued scalars are stacked on the device and copied with one transfer
-        (:func:`lars_ref.diagnostics.gather_scalars`), the only host
-        synchronisation per logging interval.
-        """
+    def take(self, host_values: list) -> list[dict]:
+        """Return the queued rows with ``host_values`` (floats) filled in; empty the buffer."""
         rows, self._rows = self._rows, []
-        values = gather_scalars([v for _, device in rows for v in device.values()])
-        host = iter(values)
+        host = iter(host_values)
         gathered = []
         for host_fields, device in rows:
             row = dict(host_fields)
             row.update({name: next(host) for name in device})
             gathered.append(row)
         return gathered
+
+    def gather(self) -> list[dict]:
+        """Return the queued rows, device scalars as Python floats; empty the buffer.
+
+        All queued scalars are stacked on the device and copied with one transfer
+        (:func:`lars_ref.diagnostics.gather_scalars`).
+        """
+        return self.take(gather_scalars(self.pending_values()))
 
 
 def _format_csv_value(value) -> str:

@@ -4,7 +4,12 @@
 it copies one global batch to the device and calls
 :func:`~lars_ref.train_step.train_step` (k micro-batches, grads averaged, one
 update). The loss and accuracy stay on the device until the end of a logging
-interval, when :class:`~lars_ref.metrics.ScalarBuffer` gathers them in one copy.
+interval, when they and the layer statistics are gathered in one copy.
+
+Device-to-host copies (the documented count, checked on a strict device double by
+``tests/test_host_transfers.py``): none in a step and none in the optimizer; one at
+the end of each logging interval; at an epoch end one more for the evaluation and,
+when a checkpoint is written, one per parameter, buffer and momentum buffer.
 
 Files written in ``config.out``:
 
@@ -38,7 +43,7 @@ from lars_ref.checkpoint import (CheckpointError, check_compatible, load_checkpo
                                  save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
-from lars_ref.diagnostics import DiagnosticsRecorder
+from lars_ref.diagnostics import DiagnosticsRecorder, gather_scalars
 from lars_ref.metrics import MetricsWriter, ScalarBuffer
 from lars_ref.train_setup import (blas_threads, load_data, make_batches, make_model,
                                   make_optimizer, make_schedule, progress_bar,
@@ -222,12 +227,14 @@ class Run:
             self._end_epoch(epoch + 1, final=last)
 
     def _flush(self) -> None:
-        """Gather the queued device scalars (one device-to-host copy) and write them."""
-        rows = self.pending_steps.gather()
+        """Gather the queued step and layer scalars in ONE device-to-host copy; write them."""
+        step_values = self.pending_steps.pending_values()
+        host = gather_scalars(step_values + self.diagnostics.pending_values())
+        rows = self.pending_steps.take(host[:len(step_values)])
         finite = [math.isfinite(row["loss"]) for row in rows]
         good = rows if all(finite) else rows[:finite.index(False)]
         self.metrics.write("steps", good)
-        self.metrics.write("layers", self.diagnostics.flush())
+        self.metrics.write("layers", self.diagnostics.take(host[len(step_values):]))
         self.diagnostics.rows.clear()  # MetricsWriter keeps them
         if len(good) < len(rows):
             self.diverged_at = rows[len(good)]["step"]
