@@ -46,7 +46,7 @@ exit status: 0 success, 2 a usage or input error (message on stderr),
 FORWARDED = {
     "bench": ("lars_ref.bench", "main",
               "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
-    "bench-optim": ("lars_ref.bench_optim", "main",
+    "bench-optim": ("lars_ref.tools.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
                 "write the reference trajectories (golden vectors) of every preset"),

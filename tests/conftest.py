@@ -38,9 +38,22 @@ def rng():
     return np.random.default_rng(SEED)
 
 
-@pytest.fixture
-def cupy_xp():
-    """The cupy module, for tests marked ``gpu`` that compare CuPy against NumPy."""
+DEVICE_PARAMS = [
+    pytest.param("strict_device", id="strict_device"),
+    pytest.param("cupy", id="cupy", marks=pytest.mark.gpu),
+]
+
+
+@pytest.fixture(params=DEVICE_PARAMS)
+def cupy_xp(request):
+    """A device array module, for tests that compare device runs against NumPy.
+
+    Always the strict CPU double of ``lars_ref/tools/strict_device.py`` (hidden host
+    reads raise); CuPy too, marked ``gpu`` and skipped without a usable GPU.
+    """
+    if request.param == "strict_device":
+        from lars_ref.tools import strict_device
+        return strict_device.xp
     if not gpu_available():
         pytest.skip("CuPy with a usable GPU needed")
     return resolve_backend("cupy")

@@ -49,7 +49,7 @@ class HostReadError(TypeError):
 def _caller() -> str:
     """``file:line`` of the first frame outside this module and the backend."""
     for frame in reversed(traceback.extract_stack()[:-1]):
-        if not frame.filename.endswith(("strict_device.py", "backend.py")):
+        if frame.filename not in (__file__, backend.__file__):
             return f"{frame.filename}:{frame.lineno}"
     return "?"
 
@@ -145,6 +145,8 @@ class StrictArray:
                         "array module of the data, xp = lars_ref.backend.get_xp(...)")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        for value in inputs:                        # host_array + device_array
+            _reject_host_array(value)
         raise TypeError(f"numpy.{ufunc.__name__} called on a device array; use "
                         "xp = lars_ref.backend.get_xp(...)")
 
@@ -187,6 +189,8 @@ class StrictArray:
 
     # --- every other method (sum, astype, reshape, ...) runs on the data ----------
     def __getattr__(self, name):
+        if name.startswith("__"):  # __array_interface__, __dlpack__, ...: no host view
+            raise AttributeError(name)
         attribute = getattr(self._data, name)
         if not callable(attribute):
             return _wrap(attribute)
