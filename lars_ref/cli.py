@@ -48,6 +48,8 @@ FORWARDED = {
               "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
     "bench-optim": ("lars_ref.tools.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
+    "gpu-check": ("lars_ref.tools.gpu_check", "main",
+                  "run every GPU check (tests, benchmarks, curves, CUDA graph, NCCL)"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
                 "write the reference trajectories (golden vectors) of every preset"),
     "crosscheck": ("lars_ref.crosscheck.cli", "crosscheck_main",
