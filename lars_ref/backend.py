@@ -77,7 +77,8 @@ def register_device_module(array_type, module, name: str, to_host) -> None:
     ``to_host(a)`` is the one explicit device-to-host copy of that module
     (``cupy.asnumpy`` for CuPy). Registering the same ``array_type`` again replaces it.
     """
-    _DEVICE_MODULES[:] = [entry for entry in _DEVICE_MODULES if entry[0] is not array_type]
+    _DEVICE_MODULES[:] = [entry for entry in _DEVICE_MODULES
+                          if entry[0] is not array_type]
     _DEVICE_MODULES.append((array_type, module, name, to_host))
 
 
@@ -112,7 +113,7 @@ def to_device(a, xp):
 
 
 def to_numpy(a):
-    """Return ``a`` as a NumPy array: the one explicit device-to-host copy of lars_ref."""
+    """``a`` as a NumPy array: the one explicit device-to-host copy of lars_ref."""
     entry = _device_entry(a)
     if entry is not None:
         return entry[3](a)
@@ -120,7 +121,7 @@ def to_numpy(a):
 
 
 def backend_name(xp) -> str:
-    """"numpy", "cupy" (or a registered test double's name), for logs and checkpoints."""
+    """"numpy", "cupy" (or a registered double's name), for logs and checkpoints."""
     for _, module, name, _ in _DEVICE_MODULES:
         if xp is module:
             return name

@@ -90,7 +90,7 @@ class DiagnosticsRecorder:
         return [stats[f] for _, _, stats in self._pending for f in STAT_FIELDS]
 
     def take(self, host_values: list) -> list:
-        """Build the pending rows from ``host_values`` (floats); return (and keep) them."""
+        """The pending rows, built from ``host_values`` (floats); kept in ``rows``."""
         host = iter(host_values)
         new_rows = []
         for step, name, _ in self._pending:
@@ -104,7 +104,7 @@ class DiagnosticsRecorder:
         return new_rows
 
     def flush(self) -> list:
-        """Gather every pending value to the host at once; return (and keep) the new rows."""
+        """Gather every pending value in one copy; return (and keep) the new rows."""
         return self.take(gather_scalars(self.pending_values()))
 
     def to_csv(self, path) -> None:

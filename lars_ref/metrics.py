@@ -46,7 +46,7 @@ class ScalarBuffer:
         return [v for _, device in self._rows for v in device.values()]
 
     def take(self, host_values: list) -> list[dict]:
-        """Return the queued rows with ``host_values`` (floats) filled in; empty the buffer."""
+        """The queued rows with ``host_values`` (floats) filled in; clears the queue."""
         rows, self._rows = self._rows, []
         host = iter(host_values)
         gathered = []

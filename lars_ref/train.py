@@ -227,7 +227,7 @@ class Run:
             self._end_epoch(epoch + 1, final=last)
 
     def _flush(self) -> None:
-        """Gather the queued step and layer scalars in ONE device-to-host copy; write them."""
+        """Gather the queued step and layer scalars in ONE host copy; write them."""
         step_values = self.pending_steps.pending_values()
         host = gather_scalars(step_values + self.diagnostics.pending_values())
         rows = self.pending_steps.take(host[:len(step_values)])

@@ -114,17 +114,19 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    """Time SGD vs LARS (and with ``--variants`` every preset); print ratios and host reads."""
+    """Time SGD vs LARS (``--variants``: every preset); print ratios and host reads."""
     xp, dtype = resolve_backend(args.backend), np.dtype(args.dtype)
     host_params, host_grads = resnet20_tensors(np, dtype)
     count = sum(w.size for w in host_params.values())
     print(f"optimizer step over ResNet-20 (models.py): {len(host_params)} tensors, "
           f"{count:,} values, {dtype.name}, {backend_name(xp)}; {args.repeats} turns "
           f"of {args.steps} steps")
-    print(f"{'optimizer':<34} {'stats':>5} {'ms/step':>8} {'vs SGD':>7} {'host reads':>10}")
+    print(f"{'optimizer':<34} {'stats':>5} {'ms/step':>8} {'vs SGD':>7} "
+          f"{'host reads':>10}")
     for record_stats in (True, False):
         table = optimizers(record_stats, args.variants)
-        runs = {label: (make(), *resnet20_tensors(xp, dtype)) for label, make in table.items()}
+        runs = {label: (make(), *resnet20_tensors(xp, dtype))
+                for label, make in table.items()}
         times = time_interleaved(runs, xp, steps=args.steps, repeats=args.repeats)
         sgd_times = times["sgd (paper form)"]
         for label, make in table.items():

@@ -13,7 +13,7 @@ def capture_step(step, xp) -> str:
 
     Returns "ok" if the capture succeeded, else "failed: <error>".
     """
-    step()                                        # warm the memory pool and kernel cache
+    step()                                    # warm the memory pool and kernel cache
     xp.cuda.get_current_stream().synchronize()
     stream = xp.cuda.Stream(non_blocking=True)
     with stream:

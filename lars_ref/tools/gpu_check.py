@@ -1,4 +1,4 @@
-"""``lars-ref gpu-check --out DIR``: turn a lent GPU into a complete check in < 8 minutes.
+"""``lars-ref gpu-check --out DIR``: a lent GPU becomes a complete check in < 8 minutes.
 
 On a machine with CuPy and a GPU, one command runs every GPU verification of
 lars_ref and writes one Markdown report (``DIR/gpu-check.md``) with every figure,
@@ -42,7 +42,7 @@ FAILED = ("failed", "timed out")
 
 
 class Step(NamedTuple):
-    """One check: its name, time budget (s), whether it needs a GPU, one line of help."""
+    """One check: name, time budget (s), whether it needs a GPU, one line of help."""
     name: str
     budget_s: int
     needs_gpu: bool
@@ -133,7 +133,7 @@ def _run_or_skip(step: Step, out_dir: str, skip_reason, seconds_left: float) -> 
 
 
 def run_command(command: list, budget_s: float, log_path: str) -> tuple[str, float]:
-    """Run ``command`` with output to ``log_path``; kill its process group at the budget.
+    """Run ``command``, output to ``log_path``; kill its process group at the budget.
 
     Returns ``(status, seconds)``: "ok", "failed (exit code N)" or "timed out after Ns".
     """
@@ -146,7 +146,8 @@ def run_command(command: list, budget_s: float, log_path: str) -> tuple[str, flo
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            return f"timed out after {budget_s:.0f} s", round(time.monotonic() - start, 1)
+            seconds = round(time.monotonic() - start, 1)
+            return f"timed out after {budget_s:.0f} s", seconds
     status = "ok" if code == 0 else f"failed (exit code {code})"
     return status, round(time.monotonic() - start, 1)
 
@@ -158,7 +159,7 @@ def _log_tail(path: str, lines: int = 30) -> str:
 
 
 def write_report(out_dir: str, results: list, mode: str) -> str:
-    """Write ``out_dir/gpu-check.md``: date, device, mode, one table and one section a step."""
+    """Write ``out_dir/gpu-check.md``: date, device, mode, a table, a section a step."""
     device = next((r.get("device") for r in results if r.get("device")), "unknown")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# lars_ref GPU check", "",
@@ -191,7 +192,8 @@ def _child(name: str, out_dir: str) -> int:
     """Run one step in this process; write ``steps/<name>.json`` (status, figures)."""
     from lars_ref.tools import gpu_check_steps
     result = getattr(gpu_check_steps, name)(out_dir)
-    with open(os.path.join(out_dir, "steps", f"{name}.json"), "w", encoding="utf-8") as f:
+    path = os.path.join(out_dir, "steps", f"{name}.json")
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 1 if result["status"].startswith(FAILED) else 0
 

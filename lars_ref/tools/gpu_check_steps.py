@@ -18,7 +18,8 @@ import numpy as np
 from lars_ref.tools.gpu_check import module_present
 
 BENCH_OPS_ARGS = ("bench", "--backend", "cupy")
-BENCH_OPTIM_ARGS = ("bench-optim", "--backend", "cupy", "--steps", "10", "--repeats", "5")
+BENCH_OPTIM_ARGS = ("bench-optim", "--backend", "cupy", "--steps", "10",
+                    "--repeats", "5")
 PACKAGES = ("numpy", "cupy", "torch", "pytest", "sklearn", "tqdm", "threadpoolctl",
             "matplotlib", "mpi4py")
 
@@ -33,8 +34,10 @@ def device(out_dir: str) -> dict:
     if status == "ok":
         import cupy
         props = cupy.cuda.runtime.getDeviceProperties(0)
-        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        rows += [("device", name), ("compute capability", f"{props['major']}.{props['minor']}"),
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        rows += [("device", name),
+                 ("compute capability", f"{props['major']}.{props['minor']}"),
                  ("memory", f"{props['totalGlobalMem'] / 2**30:.1f} GiB"),
                  ("cupy", cupy.__version__),
                  ("CUDA runtime", str(cupy.cuda.runtime.runtimeGetVersion())),
@@ -56,7 +59,8 @@ def _command(command: list, title: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True)
     output = (done.stdout + done.stderr).strip().splitlines()
     print("\n".join(output))
-    text = f"`{' '.join(command[2:])}` ({title}):\n\n```\n" + "\n".join(output[-60:]) + "\n```"
+    text = (f"`{' '.join(command[2:])}` ({title}):\n\n```\n"
+            + "\n".join(output[-60:]) + "\n```")
     status = "ok" if done.returncode == 0 else f"failed: exit code {done.returncode}"
     return {"status": status, "markdown": text}
 
@@ -66,7 +70,7 @@ def _pytest(selection: list, title: str) -> dict:
         return {"status": "failed: pytest is not installed on this machine",
                 "markdown": "pytest is not installed on this machine."}
     if not os.path.isdir("tests"):
-        return {"status": "failed: no tests/ folder here (run from the repository root)",
+        return {"status": "failed: no tests/ folder (run from the repository root)",
                 "markdown": "Run from the repository root."}
     return _command([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                      "-m", "gpu", *selection, "tests"], title)
@@ -78,13 +82,13 @@ def gpu_tests(out_dir: str) -> dict:
 
 
 def bench_ops(out_dir: str) -> dict:
-    """``lars-ref bench --backend cupy``: CuPy vs PyTorch (+cuDNN when torch has CUDA)."""
+    """``lars-ref bench --backend cupy``: CuPy vs PyTorch (cuDNN if torch has CUDA)."""
     return _command([sys.executable, "-m", "lars_ref", *BENCH_OPS_ARGS],
                     "conv, BN, pooling and a ResNet-20 step, against PyTorch")
 
 
 def bench_optim(out_dir: str) -> dict:
-    """``lars-ref bench-optim --backend cupy``: step times, host reads, CUDA graph lines."""
+    """``lars-ref bench-optim --backend cupy``: step times, host reads, CUDA graphs."""
     result = _command([sys.executable, "-m", "lars_ref", *BENCH_OPTIM_ARGS],
                       "LARS vs SGD on ResNet-20's parameters")
     if result["status"] == "ok" and ": failed" in result["markdown"]:
@@ -93,7 +97,7 @@ def bench_optim(out_dir: str) -> dict:
 
 
 def curves(out_dir: str, device_backend: str = "cupy") -> dict:
-    """The same short run (seed 0, float64) on NumPy and CuPy; compare the loss curves."""
+    """One short run (seed 0, float64) on NumPy and on CuPy; compare the loss curves."""
     from lars_ref.config import TrainConfig
     from lars_ref.train import train
     dataset, source = curve_dataset()
@@ -118,18 +122,21 @@ def compare_curves(host, device, source: str, tolerance: float = 1e-6) -> dict:
     worst = float(np.max(np.abs(device_loss - host_loss) / np.abs(host_loss)))
     lines = [f"AlexNet-BN on {source}, LARS, 30 steps, batch 128 of 2 micro-batches, "
              f"float64, seed 0.", "",
-             "| | loss step 0 | loss last step | final test acc |", "| --- | --- | --- | --- |"]
+             "| | loss step 0 | loss last step | final test acc |",
+             "| --- | --- | --- | --- |"]
     for name, run in (("numpy", host), ("device", device)):
-        lines.append(f"| {name} | {run.steps[0]['loss']:.12g} | {run.steps[-1]['loss']:.12g} "
+        first, last = run.steps[0]["loss"], run.steps[-1]["loss"]
+        lines.append(f"| {name} | {first:.12g} | {last:.12g} "
                      f"| {run.final_test_acc} |")
-    lines += ["", f"Largest relative difference of the loss over all steps: {worst:.3g} "
+    lines += ["", "Largest relative difference of the loss over all steps: "
+              f"{worst:.3g} "
               f"(tolerance {tolerance:g})."]
     status = "ok" if worst < tolerance else f"failed: loss curves differ by {worst:.3g}"
     return {"status": status, "markdown": "\n".join(lines)}
 
 
 def curve_dataset():
-    """The 8x8 digits when scikit-learn is present; else a seeded synthetic set like it."""
+    """The 8x8 digits if scikit-learn is present; else a seeded synthetic lookalike."""
     from lars_ref.data import Dataset, load_dataset
     if module_present("sklearn"):
         return load_dataset("digits"), "the 8x8 digits"
@@ -146,14 +153,15 @@ def curve_dataset():
 
 
 def cuda_graph(out_dir: str) -> dict:
-    """Capture one LARS step and one SGD step on ResNet-20's parameters in a CUDA graph."""
+    """Capture one LARS and one SGD step on ResNet-20's parameters in a CUDA graph."""
     import cupy
     from lars_ref.optim import LARS, SGD
     from lars_ref.tools.bench_optim import resnet20_tensors
     from lars_ref.tools.cuda_graph import optimizer_capture
     lines, failed = ["| optimizer step (ResNet-20, float32, statistics on) | capture |",
                      "| --- | --- |"], []
-    for label, opt in (("LARS (Algorithm 1)", LARS(0.1)), ("SGD (paper form)", SGD(0.1))):
+    for label, opt in (("LARS (Algorithm 1)", LARS(0.1)),
+                       ("SGD (paper form)", SGD(0.1))):
         params, grads = resnet20_tensors(cupy, np.float32)
         outcome = optimizer_capture(opt, params, grads, cupy)
         lines.append(f"| {label} | {outcome} |")

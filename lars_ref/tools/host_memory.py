@@ -1,4 +1,4 @@
-"""The host allocator setting used by the commands that train or time (not by the library).
+"""The host allocator setting of the commands that train or time (not of the library).
 
 Introduced in ``docs/performance.md`` (the measured 15% of a ResNet-20 CPU step).
 """

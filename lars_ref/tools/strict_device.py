@@ -62,13 +62,13 @@ def _host_read(what: str):
 
 def _reject_host_array(value) -> None:
     if isinstance(value, np.ndarray):
-        raise TypeError(f"a host numpy.ndarray {value.shape} was mixed into a device op "
-                        "(CuPy raises 'Unsupported type <class 'numpy.ndarray'>'); "
+        raise TypeError(f"a host numpy.ndarray {value.shape} was mixed into a device "
+                        "op (CuPy raises 'Unsupported type <class 'numpy.ndarray'>'); "
                         "move it first with lars_ref.backend.to_device(a, xp)")
 
 
 def _unwrap(value):
-    """Device arrays to their NumPy data (recursively in lists/tuples); reject host arrays."""
+    """Device arrays to their NumPy data (also in lists/tuples); reject host arrays."""
     if isinstance(value, StrictArray):
         return value._data
     if isinstance(value, (list, tuple)):
@@ -244,7 +244,7 @@ class _DeviceFunction:
         self.__name__ = getattr(function, "__name__", repr(function))
 
     def __call__(self, *args, **kwargs):
-        if self._accepts_host:                      # asarray/array: a host-to-device copy
+        if self._accepts_host:                # asarray/array: a host-to-device copy
             args = tuple(a._data if isinstance(a, StrictArray) else a for a in args)
             return StrictArray(np.array(self._function(*args, **kwargs)))
         return _wrap(self._function(*_unwrap(args), **_unwrap_kwargs(kwargs)))
@@ -273,7 +273,7 @@ class _DeviceModule(types.ModuleType):
 
 
 xp = _DeviceModule(np)
-"""The probe's array module: use it like ``cupy`` (``to_device(a, xp)``, ``xp.zeros``)."""
+"""The double's array module, used like ``cupy``: ``to_device(a, xp)``, ``xp.zeros``."""
 
 
 def to_host(a: StrictArray) -> np.ndarray:
@@ -285,7 +285,7 @@ backend.register_device_module(StrictArray, xp, "strict_device", to_host)
 
 
 def count_transfers(function, *args, **kwargs):
-    """Run ``function`` and return ``(its result, the device-to-host copies it made)``."""
+    """Run ``function``; return ``(its result, the device-to-host copies it made)``."""
     start = len(TRANSFERS)
     result = function(*args, **kwargs)
     return result, TRANSFERS[start:]
