@@ -139,3 +139,26 @@ def test_bench_optim_uses_the_resnet20_of_models_py(capsys):
     assert bench_optim_main(["--steps", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "lars (Algorithm 1)" in out and "ResNet-20 (models.py)" in out
+
+
+# ------------------------------------------------------------------ state dicts
+def test_state_dicts_load_from_device_arrays():
+    """Module and optimizer state given as device arrays (e.g. copied from another
+    run on the GPU) load without a NumPy call on them."""
+    from lars_ref.backend import to_device, to_numpy
+    from lars_ref.models import build_model
+    xp = strict_device.xp
+    source = build_model("resnet20", num_classes=10, in_shape=(3, 8, 8), seed=1, xp=xp)
+    target = build_model("resnet20", num_classes=10, in_shape=(3, 8, 8), seed=2, xp=xp)
+    state = {name: to_device(a, xp) for name, a in source.state_dict().items()}
+    target.load_state_dict(state)
+    for name, a in target.state_dict().items():
+        np.testing.assert_array_equal(a, to_numpy(state[name]), err_msg=name)
+    params, grads = _few_resnet20_tensors()
+    opt = LARS(0.1)
+    opt.step(params, grads)
+    device_state = {"t": 1, "v": {k: to_device(v, xp) for k, v in opt.state["v"].items()}}
+    restored = LARS(0.1)
+    restored.load_state_dict(device_state)
+    for name, v in opt.state["v"].items():
+        np.testing.assert_array_equal(restored.state["v"][name], v, err_msg=name)
