@@ -13,6 +13,7 @@ SEED = 20170823  # any fixed seed: tests must not depend on luck
 
 BACKEND_PARAMS = [
     pytest.param("numpy", id="numpy"),
+    pytest.param("strict_device", id="strict_device"),
     pytest.param(
         "cupy",
         id="cupy",
@@ -29,6 +30,9 @@ BACKEND_PARAMS = [
 @pytest.fixture(params=BACKEND_PARAMS)
 def xp(request):
     """The array module under test: numpy, or cupy when a GPU is usable."""
+    if request.param == "strict_device":
+        from lars_ref.tools import strict_device
+        return strict_device.xp
     return resolve_backend(request.param)
 
 
