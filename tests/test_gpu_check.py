@@ -106,3 +106,17 @@ def test_the_benchmark_flags_the_check_uses_exist(arguments, capsys):
     with pytest.raises(SystemExit) as stop:        # flags are checked before --help
         cli.main([*arguments, "--help"])
     assert stop.value.code == 0
+
+
+def test_an_earlier_report_is_kept_unless_overwrite(tmp_path, capsys):
+    report = tmp_path / gpu_check.REPORT_NAME
+    report.write_text("an earlier GPU check\n")
+    assert cli.main(["gpu-check", "--out", str(tmp_path), "--only", "device"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lars-ref: error: ") and "--overwrite" in err
+    assert report.read_text() == "an earlier GPU check\n"
+    (tmp_path / "file").write_text("x")
+    assert gpu_check.main(["--out", str(tmp_path / "file"), "--dry-run"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert gpu_check.main(["--out", str(tmp_path), "--only", "device", "--overwrite"]) == 0
+    assert "an earlier GPU check" not in report.read_text()

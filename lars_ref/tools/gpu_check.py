@@ -35,7 +35,11 @@ import sys
 import time
 from typing import NamedTuple
 
+from lars_ref.errors import UserError
+
 HELP = "run every GPU check (tests, benchmarks, curves, CUDA graph, NCCL); one report"
+DESCRIPTION = ("Run every GPU check of lars_ref in under 8 minutes and write one "
+               "Markdown report (docs/gpu.md). Without a usable GPU: a dry run.")
 REPORT_NAME = "gpu-check.md"
 TOTAL_BUDGET_S = 480  # the 8 minutes of the issue; the budgets below sum to 450
 FAILED = ("failed", "timed out")
@@ -64,27 +68,33 @@ STEPS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``lars-ref gpu-check``."""
     parser.add_argument("--out", required=True, help="folder for the report and logs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a report already in --out")
     parser.add_argument("--dry-run", action="store_true",
                         help="skip every GPU step (automatic when no GPU is usable)")
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STEPS],
-                        help="run only these steps (default: all)")
+                        metavar="STEP",
+                        help="run only these steps (default: all): "
+                             + ", ".join(s.name for s in STEPS))
     parser.add_argument("--run-step", help=argparse.SUPPRESS)  # the child's entry
 
 
 def register(commands) -> None:
     """Add ``gpu-check`` to the ``lars-ref`` command tree."""
-    parser = commands.add_parser("gpu-check", help=HELP,
-                                 description=__doc__.split("\n")[0])
+    parser = commands.add_parser("gpu-check", help=HELP, description=DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def main(argv=None) -> int:
     """``python -m lars_ref.tools.gpu_check --out DIR [--dry-run]``."""
-    parser = argparse.ArgumentParser(prog="lars-ref gpu-check",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="lars-ref gpu-check", description=DESCRIPTION)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except UserError as err:
+        print(f"lars-ref: error: {err}", file=sys.stderr)
+        return 2
 
 
 def run(args) -> int:
@@ -92,6 +102,7 @@ def run(args) -> int:
     if args.run_step:
         return _child(args.run_step, args.out)
     from lars_ref.backend import cupy_status
+    check_out_folder(args.out, args.overwrite)
     gpu = cupy_status()
     skip_reason = "dry run" if args.dry_run else None if gpu == "ok" else "no GPU"
     os.makedirs(os.path.join(args.out, "steps"), exist_ok=True)
@@ -107,6 +118,16 @@ def run(args) -> int:
     path = write_report(args.out, results, mode)
     print(f"gpu-check: report in {path}")
     return 1 if any(r["status"].startswith(FAILED) for r in results) else 0
+
+
+def check_out_folder(out: str, overwrite: bool) -> None:
+    """--out must be a folder (or new), and hold no earlier report unless --overwrite."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file; give a folder for the report")
+    report = os.path.join(out, REPORT_NAME)
+    if os.path.exists(report) and not overwrite:
+        raise UserError(f"{report} holds an earlier GPU check; pick another --out, "
+                        "or replace it with --overwrite")
 
 
 def _run_or_skip(step: Step, out_dir: str, skip_reason, seconds_left: float) -> dict:
