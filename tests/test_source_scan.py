@@ -27,14 +27,6 @@ HOST_ONLY = {
         "the explicit transfer itself; reached only for host inputs",
     ("bench.py", "_torch_resnet_step", "ascontiguousarray"):
         "feeds host arrays to PyTorch on the CPU",
-    ("data/batching.py", "__init__", "asarray"):
-        "the data pipeline runs on the host; train.py copies each batch",
-    ("data/batching.py", "__init__", "shape"):
-        "the data pipeline runs on the host",
-    ("data/batching.py", "epoch_order", "arange"):
-        "the shuffling order is host state (saved in checkpoints)",
-    ("data/batching.py", "next_batch", "asarray"):
-        "the data pipeline runs on the host; train.py copies each batch",
     ("functional/activations.py", "dropout_forward", "asarray"):
         "the dropout mask is drawn on the host (same mask on NumPy and CuPy), then "
         "moved with to_device",
