@@ -58,6 +58,13 @@ def test_results_equal_numpy_bit_for_bit(a):
     np.testing.assert_array_equal(to_numpy(b), host_b)
 
 
+def test_numpy_scalars_mix_with_device_arrays_as_in_cupy(a):
+    for product in (np.float64(2.0) * a, a * np.float32(2.0), np.int64(2) + a):
+        assert get_xp(product) is xp
+    np.testing.assert_array_equal(to_numpy(np.float64(2.0) * a), 2 * np.arange(6.0)
+                                  .reshape(2, 3))
+
+
 def test_integer_array_indices_wrap_as_in_cupy(a):
     rows = xp.asarray(np.array([0, 1]))
     wrapped = a[rows, xp.asarray(np.array([3, -1]))]   # column 3 of 3 -> column 0

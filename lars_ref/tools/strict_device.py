@@ -147,6 +147,10 @@ class StrictArray:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         for value in inputs:                        # host_array + device_array
             _reject_host_array(value)
+        if method == "__call__" and any(isinstance(v, np.generic) for v in inputs):
+            # numpy_scalar * device_array: NumPy's scalar operator lands here (CuPy
+            # accepts NumPy scalars as it accepts Python numbers)
+            return _wrap(ufunc(*_unwrap(inputs), **_unwrap_kwargs(kwargs)))
         raise TypeError(f"numpy.{ufunc.__name__} called on a device array; use "
                         "xp = lars_ref.backend.get_xp(...)")
 
