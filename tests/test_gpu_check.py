@@ -30,6 +30,7 @@ def test_dry_run_writes_the_report_with_every_gpu_step_skipped(tmp_path, capsys)
     assert report.count("| skipped (dry run) |") == len(GPU_STEPS)
     assert "| python |" in report and "| numpy |" in report   # the device step's table
     assert os.path.exists(tmp_path / "steps" / "device.json")
+    assert "gpu-check: the device is " in capsys.readouterr().out
 
 
 @pytest.mark.skipif(gpu_available(), reason="a usable GPU is present")

@@ -113,6 +113,8 @@ def run(args) -> int:
         left = TOTAL_BUDGET_S - (time.monotonic() - started)
         results.append(_run_or_skip(step, args.out, skip_reason, left))
         print(f"gpu-check: {step.name:<12} {results[-1]['status']}", flush=True)
+        if results[-1].get("device"):
+            print(f"gpu-check: the device is {results[-1]['device']}", flush=True)
     mode = ("full" if not skip_reason else
             f"dry run, every GPU step skipped ({'--dry-run' if args.dry_run else gpu})")
     path = write_report(args.out, results, mode)
