@@ -78,5 +78,15 @@ def test_explicit_copies_are_counted_with_their_place(a):
     assert none == []
 
 
+def test_asarray_copies_host_data_and_keeps_device_data(a):
+    host = np.zeros(3)
+    device = xp.asarray(host)
+    host[0] = 1.0                                   # the device copy does not follow
+    assert to_numpy(device)[0] == 0.0
+    same = xp.asarray(a)
+    same[0, 0] = 9.0                                # as cupy.asarray: no copy
+    assert to_numpy(a)[0, 0] == 9.0 and to_numpy(xp.array(a))[0, 0] == 9.0
+
+
 def test_repr_shows_no_values(a):
     assert repr(a) == "StrictArray(shape=(2, 3), dtype=float64)"

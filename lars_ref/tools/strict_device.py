@@ -248,16 +248,15 @@ class _DeviceFunction:
         self.__name__ = getattr(function, "__name__", repr(function))
 
     def __call__(self, *args, **kwargs):
-        if self._accepts_host:                # asarray/array: a host-to-device copy
-            args = tuple(a._data if isinstance(a, StrictArray) else a for a in args)
-            return StrictArray(np.array(self._function(*args, **kwargs)))
+        if self._accepts_host and args and not isinstance(args[0], StrictArray):
+            return StrictArray(np.array(self._function(*args, **kwargs)))  # to device
         return _wrap(self._function(*_unwrap(args), **_unwrap_kwargs(kwargs)))
 
     def __getattr__(self, name):                    # ufunc methods: np.add.at, .reduce
         return _DeviceFunction(getattr(self._function, name))
 
 
-_HOST_TO_DEVICE = ("asarray", "array")
+_HOST_TO_DEVICE = ("asarray", "array")  # host data in, a copy on the device out
 
 
 class _DeviceModule(types.ModuleType):
