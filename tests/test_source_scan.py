@@ -25,8 +25,6 @@ NON_ARRAY_NAMES = {"bool_", "dtype", "float16", "float32", "float64", "floating"
 HOST_ONLY = {
     ("backend.py", "to_numpy", "asarray"):
         "the explicit transfer itself; reached only for host inputs",
-    ("bench.py", "_torch_resnet_step", "ascontiguousarray"):
-        "feeds host arrays to PyTorch on the CPU",
     ("functional/activations.py", "dropout_forward", "asarray"):
         "the dropout mask is drawn on the host (same mask on NumPy and CuPy), then "
         "moved with to_device",
