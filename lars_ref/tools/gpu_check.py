@@ -6,8 +6,8 @@ the date and the device:
 
 1. ``device``       the GPU, CUDA, CuPy, PyTorch and the Python packages present
 2. ``gpu_tests``    ``pytest -m gpu`` (CuPy against NumPy on identical inputs)
-3. ``bench_ops``    ``lars-ref bench --backend cupy``: conv, BN, pooling and a
-                    ResNet-20 step, against PyTorch + cuDNN in the same run
+3. ``bench_ops``    ``lars-ref bench --backend cupy``: a ResNet-20 step and its
+                    convolutions, against PyTorch + cuDNN in the same run
 4. ``bench_optim``  ``lars-ref bench-optim --backend cupy``: LARS vs SGD step times
 5. ``curves``       the same short training run (seed 0, float64) on NumPy and on
                     CuPy; the largest relative difference of the loss curves
@@ -56,7 +56,7 @@ class Step(NamedTuple):
 STEPS = (
     Step("device", 30, False, "the device, CUDA, CuPy, PyTorch, packages present"),
     Step("gpu_tests", 150, True, "pytest -m gpu: CuPy against NumPy"),
-    Step("bench_ops", 100, True, "ops and the ResNet-20 step, CuPy vs PyTorch"),
+    Step("bench_ops", 100, True, "ResNet-20 step and its convs, CuPy vs PyTorch"),
     Step("bench_optim", 40, True, "LARS vs SGD step on ResNet-20, host reads"),
     Step("curves", 60, True, "one training run on NumPy and on CuPy, compared"),
     Step("cuda_graph", 30, True, "one LARS step captured in a CUDA graph"),
