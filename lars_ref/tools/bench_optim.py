@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from lars_ref.backend import BACKEND_NAMES, backend_name, resolve_backend
+from lars_ref.config import DTYPES
 from lars_ref.models import build_model
 from lars_ref.optim import LARS, PRESETS, SGD, build_preset
 from lars_ref.tools.cuda_graph import optimizer_capture
@@ -95,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``lars-ref bench-optim``."""
     parser.add_argument("--backend", default="numpy", choices=BACKEND_NAMES,
                         help="array backend (default: %(default)s)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="(default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20,
                         help="steps per timed run (default: %(default)s)")
