@@ -17,7 +17,9 @@ import sys
 
 from lars_ref.backend import BackendError, keep_freed_host_memory
 from lars_ref.config import ConfigError, TrainConfig
+from lars_ref.distributed import COMMUNICATORS
 from lars_ref.errors import UserError
+from lars_ref.launch import fail_together, needs_launcher, relaunch
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
@@ -207,7 +209,12 @@ def _add_train(commands) -> None:
          help="CPU threads of NumPy's BLAS (1 is fastest for small models on a "
               "busy machine; default: the library's choice)")
     flag("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(handler=_cmd_train)
+    flag("--procs", type=int, help="processes of a data-parallel run; > 1 starts "
+                                   "mpiexec (see docs/distributed.md; default 1)")
+    flag("--communicator", choices=COMMUNICATORS,
+         help="how processes talk: mpi (mpi4py), nccl (GPUs), single, or auto "
+              "(default: single without a launcher, nccl for cupy, else mpi)")
+    train.set_defaults(handler=fail_together(_cmd_train))
 
 
 def config_from_args(args) -> TrainConfig:
@@ -235,6 +242,8 @@ def _cmd_train(args) -> int:
         raise ConfigError(f"{existing} holds the checkpoint of an earlier run; "
                           "continue it with --resume, start over with --overwrite, "
                           "or pick another --out")
+    if needs_launcher(config):  # --procs P: mpiexec -n P lars-ref train ...
+        return relaunch(config, resume=args.resume, overwrite=args.overwrite)
     keep_freed_host_memory()
     result = training.train(config, resume=args.resume)
     if result.diverged:

@@ -23,6 +23,7 @@ import json
 import math
 import os
 
+from lars_ref.distributed import COMMUNICATORS
 from lars_ref.errors import UserError
 
 DTYPES = ("float32", "float64")
@@ -74,6 +75,9 @@ class TrainConfig:
     eval_every: int = 1         # epochs between test-set evaluations
     progress: bool = True
     blas_threads: int | None = None  # NumPy BLAS threads while training (None: default)
+    # data parallel (docs/distributed.md): B = procs x micro-batches each x micro_batch
+    procs: int = 1              # processes; > 1 starts mpiexec (lars-ref train)
+    communicator: str = "auto"  # auto, single, mpi, nccl (lars_ref.distributed)
 
     # ------------------------------------------------------------------------------
     @classmethod
@@ -158,7 +162,11 @@ class TrainConfig:
                               f"got {self.decay_clock!r}")
         if self.blas_threads is not None:
             _check_positive_int("blas_threads", self.blas_threads)
-        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
+        if self.communicator not in COMMUNICATORS:
+            raise ConfigError(f"communicator must be one of {', '.join(COMMUNICATORS)}"
+                              f", got {self.communicator!r}")
+        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every",
+                     "procs"):
             _check_positive_int(name, getattr(self, name))
         return self
 

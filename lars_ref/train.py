@@ -33,13 +33,15 @@ import time
 
 import numpy as np
 
-from lars_ref.backend import resolve_backend, to_device
+from lars_ref.backend import backend_name, resolve_backend, to_device
 from lars_ref.checkpoint import (CheckpointError, check_compatible, load_checkpoint,
                                  save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
+from lars_ref.data_parallel import DataParallel
 from lars_ref.diagnostics import DiagnosticsRecorder
-from lars_ref.metrics import MetricsWriter, ScalarBuffer
+from lars_ref.distributed import world
+from lars_ref.metrics import ScalarBuffer
 from lars_ref.train_setup import (blas_threads, load_data, make_batches, make_model,
                                   make_optimizer, make_schedule, progress_bar,
                                   run_description, use_given_model)
@@ -87,7 +89,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None,
-          stop_at_step: int | None = None) -> TrainResult:
+          stop_at_step: int | None = None, communicator=None) -> TrainResult:
     """Train one model as ``config`` says; write metrics and checkpoints to its ``out``.
 
     Parameters
@@ -106,12 +108,16 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None
     stop_at_step : int, optional
         Stop once ``t`` optimizer steps are done in total, write a checkpoint and
         return (an interruption on purpose); ``resume=True`` continues.
+    communicator : optional
+        Data parallel across processes (:mod:`lars_ref.distributed`); default:
+        the one the launcher (mpiexec, srun) set up, or a single process.
 
     Returns
     -------
     TrainResult
     """
-    run = Run(config.validate(), dataset=dataset, model=model)
+    run = Run(config.validate(), dataset=dataset, model=model,
+              communicator=communicator)
     if resume:
         run.restore()
     else:
@@ -123,11 +129,16 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None
 class Run:
     """The objects of one run and the bookkeeping between steps (see :func:`train`)."""
 
-    def __init__(self, config: TrainConfig, dataset=None, model=None):
+    def __init__(self, config: TrainConfig, dataset=None, model=None,
+                 communicator=None):
         self.config, self.out_dir = config, config.out
         self.xp = resolve_backend(config.backend)
+        # [data parallel] one process (default) or one rank of many: docs/distributed.md
+        self.parallel = DataParallel(config, communicator or world(
+            config.communicator, backend_name(self.xp)))
         data = load_data(config, dataset)
         self.batches, self.x_test = make_batches(config, data)
+        self.batches = self.parallel.shard(self.batches)  # this rank's share
         self.y_test = data.y_test
         self.schedule = make_schedule(config, len(data.x_train))
         self.model = make_model(config, data, self.xp) if model is None else \
@@ -143,10 +154,10 @@ class Run:
 
     # ------------------------------------------------------------------ start
     def start_fresh(self) -> None:
-        os.makedirs(self.out_dir, exist_ok=True)
-        self.metrics = MetricsWriter(self.out_dir)
-        open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
-        self._write_config()
+        self.metrics = self.parallel.metrics_writer(self.out_dir)
+        if self.parallel.is_writer:  # [data parallel] rank 0 alone writes files
+            open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
+            self._write_config()
 
     def restore(self) -> None:
         """Load ``<out>/checkpoint.npz`` after checking it belongs to this run."""
@@ -166,10 +177,11 @@ class Run:
         for name, module in self.model.named_modules():
             if name in state["rng"]:
                 module.rng.bit_generator.state = state["rng"][name]
-        self.metrics = MetricsWriter(self.out_dir)
+        self.metrics = self.parallel.metrics_writer(self.out_dir)
         self.metrics.load_state_dict(state["metrics"])
         self.checkpoint_step = int(state["step"])
-        self._write_config()
+        if self.parallel.is_writer:
+            self._write_config()
 
     def _write_config(self) -> None:
         path = os.path.join(self.out_dir, "config.json")
@@ -209,11 +221,10 @@ class Run:
         x_host, y_host = self.batches.next_batch()
         x = to_device(x_host, self.xp).astype(self.dtype, copy=False)
         y = to_device(y_host, self.xp)
-        loss, correct = train_step(self.model, self.optimizer, x, y,
-                                   self.config.iter_size)
+        loss, correct = self.parallel.train_step(self.model, self.optimizer, x, y)
         self.pending_steps.add(
             {"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
-            {"loss": loss, "train_acc": correct / len(y_host)})
+            {"loss": loss, "train_acc": correct / self.config.batch_size})
         self.diagnostics.record(t, self.optimizer.last_stats)  # every diag_every steps
         if (t + 1) % self.config.log_every == 0:
             self._flush()
@@ -242,7 +253,8 @@ class Run:
         config, t = self.config, self.optimizer.t
         test_loss = test_acc = None
         if final or epochs_done % config.eval_every == 0:
-            test_loss, test_acc = evaluate(self.model, self.x_test, self.y_test)
+            test_loss, test_acc = self.parallel.evaluate(self.model, self.x_test,
+                                                         self.y_test)
         epoch_index = math.ceil(epochs_done) - 1  # a partial last epoch: 2.5 -> 2
         steps = [r for r in self.metrics.records["steps"] if r["epoch"] == epoch_index]
         self.metrics.write("epochs", [{
@@ -276,7 +288,8 @@ class Run:
                  "data": self.batches.state_dict(), "rng": rngs,
                  "metrics": self.metrics.state_dict()}
         assert tuple(state) == CHECKPOINT_KEYS
-        save_checkpoint(checkpoint_path(self.out_dir), state)
+        if self.parallel.is_writer:  # every rank holds the same global state
+            save_checkpoint(checkpoint_path(self.out_dir), state)
         self.checkpoint_step = self.optimizer.t
 
     def _diverged(self, err: DivergenceError) -> str:
