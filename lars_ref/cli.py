@@ -49,6 +49,8 @@ FORWARDED = {
               "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
     "bench-optim": ("lars_ref.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
+    "bench-scaling": ("lars_ref.tools.bench_scaling", "main",
+                      "images/s of 1 process x 2 threads vs 2 processes x 1 (MPI)"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
                 "write the reference trajectories (golden vectors) of every preset"),
     "crosscheck": ("lars_ref.crosscheck.cli", "crosscheck_main",

@@ -56,13 +56,15 @@ class DataParallel:
         Its ``batch_size``, ``iter_size`` and ``procs`` are checked against the
         communicator's size.
     comm : communicator (see :mod:`lars_ref.distributed`), default SingleProcess
-        With one process every hook is the plain single-process code path.
+        With SingleProcess every hook is the plain single-process code path; any
+        other communicator (even of one process) packs, reduces and unpacks.
     """
 
     def __init__(self, config, comm=None):
         self.comm = SingleProcess() if comm is None else comm
         self.rank, self.size = self.comm.rank, self.comm.size
         self.is_writer = self.rank == 0  # rank 0 alone prints and writes files
+        self.alone = isinstance(self.comm, SingleProcess)  # the plain code path
         self.local_iter_size = check_split(config, self.size)
         self.buffer = None          # the flat allreduce buffer, allocated once
         self.running_stats = None   # RunningStatsMerge, built at the first step
@@ -71,8 +73,8 @@ class DataParallel:
     # ------------------------------------------------------------------ data
     def shard(self, batches):
         """Wrap the global batch iterator so that it yields this rank's share."""
-        return batches if self.size == 1 else ShardedBatches(batches, self.rank,
-                                                             self.size)
+        return batches if self.alone else ShardedBatches(batches, self.rank,
+                                                         self.size)
 
     def metrics_writer(self, out_dir: str) -> MetricsWriter:
         """Rank 0 writes the metric files; the others keep the rows in memory."""
@@ -86,7 +88,7 @@ class DataParallel:
         (the loss averaged over all ``P x k`` micro-batches, the correct
         predictions summed over all ranks).
         """
-        if self.size == 1:
+        if self.alone:
             return train_step(model, optimizer, x, y, self.local_iter_size)
         if self.running_stats is None:
             self.running_stats = RunningStatsMerge(model, self.rank, self.size,
@@ -134,7 +136,7 @@ class DataParallel:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model, x, y) -> tuple[float, float]:
         """Test loss and accuracy; each rank evaluates a contiguous share, summed."""
-        if self.size == 1:
+        if self.alone:
             return evaluate(model, x, y)
         start, stop = share_bounds(len(x), self.rank, self.size)
         count = stop - start

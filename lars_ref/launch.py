@@ -62,6 +62,8 @@ def relaunch(config, *, resume: bool, overwrite: bool) -> int:
     neither ``blas_threads`` nor ``$OMP_NUM_THREADS`` is set, each process gets
     ``cpu_count // procs`` BLAS threads (no oversubscription).
     """
+    from lars_ref.data_parallel import check_split
+    check_split(config, config.procs)  # refuse an uneven split before starting
     command = find_mpiexec() + ["-n", str(config.procs)]
     env = dict(os.environ)
     if config.blas_threads is None and "OMP_NUM_THREADS" not in env:

@@ -1,0 +1,1 @@
+"""Benchmarks and device tooling (kept out of the library core)."""
