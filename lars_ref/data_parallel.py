@@ -68,6 +68,7 @@ class DataParallel:
         self.local_iter_size = check_split(config, self.size)
         self.buffer = None          # the flat allreduce buffer, allocated once
         self.running_stats = None   # RunningStatsMerge, built at the first step
+        self.dropout = None         # DropoutSkips, built at the first step
         self.check_same_settings(config.to_dict())
 
     # ------------------------------------------------------------------ data
@@ -90,16 +91,19 @@ class DataParallel:
         """
         if self.alone:
             return train_step(model, optimizer, x, y, self.local_iter_size)
+        k = self.local_iter_size
         if self.running_stats is None:
-            self.running_stats = RunningStatsMerge(model, self.rank, self.size,
-                                                   self.local_iter_size)
-            separate_dropout_streams(model, self.rank)
+            self.running_stats = RunningStatsMerge(model, self.rank, self.size, k)
+            self.dropout = DropoutSkips(model, x[:len(x) // k], self.rank,
+                                        self.size, k)
         self.running_stats.start()
+        self.dropout.skip(self.dropout.before)  # the masks of the ranks before
         try:
-            loss, correct = forward_backward(model, x, y, self.local_iter_size)
-        except DivergenceError:  # NaN logits on this rank: every rank learns it
-            loss = correct = None  # from the NaN loss in the buffer, at the next
-        buffer = self._pack(model, loss, correct)  # metrics gather, together
+            loss, correct = forward_backward(model, x, y, k)
+        except DivergenceError:  # NaN logits here: the NaN loss in the buffer
+            loss = correct = None  # tells every rank, at the next metrics gather
+        self.dropout.skip(self.dropout.after)  # and of the ranks after this one
+        buffer = self._pack(model, loss, correct)
         self.comm.allreduce_mean(buffer)           # the one collective of a step
         loss, correct = self._unpack(model, buffer)
         optimizer.step(dict(model.named_parameters()), dict(model.named_grads()))
@@ -268,12 +272,89 @@ class RunningStatsMerge:
                 offset, index = offset + running.size, index + 1
 
 
-def separate_dropout_streams(model, rank: int) -> None:
-    """Give rank p > 0 its own dropout masks: its generators jumped p times.
+class DropoutSkips:
+    """Rank p draws exactly the dropout masks of its micro-batches in one process.
 
-    Without this every rank would draw the same masks for its micro-batch i.
-    The masks then differ from the single-process run's (see docs/distributed.md).
+    The single-process loop draws the masks of micro-batch ``j`` after those of
+    micro-batches ``0 .. j-1`` from each dropout generator: ``u`` 64-bit words
+    per micro-batch (one per float64 of ``Generator.random``). Rank p skips the
+    ``p k u`` words of the ranks before it (``PCG64.advance``), draws its own
+    ``k u``, and skips the ``(P-1-p) k u`` after it, so every rank's generators
+    end each step where the single-process ones do. ``u`` is counted once, by
+    a forward pass of one micro-batch on copies of the generators, and the
+    count is checked against PCG64's own state. Without that (another bit
+    generator, another draw), rank p > 0 falls back to its generators jumped p
+    times: masks that no rank shares, but not the single-process ones.
     """
+
+    def __init__(self, model, micro_batch, rank: int, size: int, k: int):
+        self.before, self.after = rank * k, (size - 1 - rank) * k
+        self.counts = count_draws(model, micro_batch)  # [(generator, u)] or None
+        if self.counts is None:
+            separate_dropout_streams(model, rank)
+            self.counts = []
+
+    def skip(self, micro_batches: int) -> None:
+        for generator, words in self.counts:
+            if micro_batches * words:
+                generator.bit_generator.advance(micro_batches * words)
+
+
+class CountingGenerator:
+    """Stands in for a dropout generator: draws from a copy and counts the floats."""
+
+    def __init__(self, generator):
+        self.copy = np.random.Generator(type(generator.bit_generator)())
+        self.copy.bit_generator.state = generator.bit_generator.state
+        self.start = generator.bit_generator.state
+        self.floats = 0
+
+    def random(self, size=None):
+        self.floats += int(np.prod(size)) if size is not None else 1
+        return self.copy.random(size)
+
+    def advance_matches(self) -> bool:
+        """True when ``floats`` PCG64 words from the start give the copy's state."""
+        check = np.random.PCG64()
+        check.state = self.start
+        check.advance(self.floats)
+        return check.state == self.copy.bit_generator.state
+
+
+def count_draws(model, micro_batch):
+    """``[(generator, words per micro-batch)]`` of the model's dropout generators.
+
+    One training forward of ``micro_batch`` on counting copies of the
+    generators; BN running statistics are put back. None when the count cannot
+    be trusted (a bit generator other than PCG64, or draws it cannot see).
+    """
+    dropouts = [m for _, m in model.named_modules() if isinstance(m, Dropout)]
+    if not dropouts:
+        return []
+    if not all(isinstance(m.rng.bit_generator, np.random.PCG64) for m in dropouts):
+        return None
+    originals = [m.rng for m in dropouts]
+    counters = {id(g): CountingGenerator(g) for g in originals}
+    buffers = [(b, b.copy()) for _, b in model.named_buffers()]
+    try:
+        for module in dropouts:
+            module.rng = counters[id(module.rng)]
+        model.forward(micro_batch, train=True)
+    except (AttributeError, TypeError):  # the dropout draws some other way
+        return None
+    finally:
+        for module, generator in zip(dropouts, originals):
+            module.rng = generator
+        for buffer, saved in buffers:
+            buffer[...] = saved
+    if not all(c.advance_matches() for c in counters.values()):
+        return None
+    generators = {id(g): g for g in originals}
+    return [(generators[key], counter.floats) for key, counter in counters.items()]
+
+
+def separate_dropout_streams(model, rank: int) -> None:
+    """Fallback of DropoutSkips: rank p > 0 draws from its generators jumped p times."""
     if rank == 0:
         return
     jumped = {}

@@ -21,6 +21,7 @@ from lars_ref.distributed import (SIZE_VARIABLES, DistributedError, SingleProces
                                   launched_rank, launched_size, world)
 from lars_ref.launch import fail_together, find_mpiexec, needs_launcher
 from lars_ref.models import build_model
+from lars_ref.nn import Dropout
 from lars_ref.optim import LARS, SGD
 from lars_ref.train_step import evaluate, train_step
 
@@ -91,12 +92,13 @@ def on_ranks(size, function):
 
 
 CONFIG = TrainConfig(model="alexnet_bn", dtype="float64", batch_size=48, micro_batch=8,
-                     steps=3, dropout=0.0)
+                     steps=3)
 
 
-def tiny_model():
+def tiny_model(dropout=0.5):
+    """AlexNet-BN on 8x8 digits: BN after every layer, dropout after fc6 and fc7."""
     return build_model("alexnet_bn", num_classes=10, in_shape=(1, 8, 8), seed=3,
-                       dtype=np.float64, dropout=0.0)
+                       dtype=np.float64, dropout=dropout)
 
 
 def batches_of(seed, steps=3):
@@ -112,6 +114,9 @@ def make_optimizer(name):
 
 def state_of(model, optimizer):
     state = dict(model.state_dict())
+    for name, module in model.named_modules():  # the dropout generators
+        if isinstance(module, Dropout):
+            state[f"rng/{name}"] = module.rng.bit_generator.state  # exact
     state.update({f"opt/{k}": v for k, v in flatten(optimizer.state_dict()).items()})
     return state
 
@@ -149,8 +154,11 @@ def test_thread_ranks_equal_one_process_with_all_micro_batches(optimizer_name, s
     for state, rows in on_ranks(size, rank_run):
         assert state.keys() == expected.keys()
         for name, want in expected.items():
-            np.testing.assert_allclose(state[name], want, rtol=1e-12, atol=1e-15,
-                                       err_msg=name)
+            if name.startswith("rng/"):  # the single-process masks were drawn
+                assert state[name] == want, name
+            else:
+                np.testing.assert_allclose(state[name], want, rtol=1e-12,
+                                           atol=1e-15, err_msg=name)
         assert [c for _, c in rows] == [c for _, c in expected_rows]
         np.testing.assert_allclose([l for l, _ in rows],
                                    [l for l, _ in expected_rows], rtol=1e-12)
@@ -282,3 +290,21 @@ def test_fail_together_leaves_one_process_runs_alone(monkeypatch):
     with pytest.raises(DistributedError):  # cli.main prints it as usual
         fail_together(handler)(None)
     assert fail_together(lambda args: 7)(None) == 7
+
+
+def test_dropout_of_another_generator_falls_back_to_separate_streams():
+    """Without PCG64 the draws cannot be skipped: rank 1 gets a stream of its own."""
+    from lars_ref.data_parallel import DropoutSkips, count_draws
+    model = tiny_model()
+    micro_batch = np.zeros((8, 1, 8, 8))
+    counts = count_draws(model, micro_batch)
+    assert [words for _, words in counts] == [2 * 8 * 256]  # fc6 and fc7: (8, 256)
+    shared = np.random.Generator(np.random.MT19937(0))
+    for name, module in model.named_modules():
+        if isinstance(module, Dropout):
+            module.rng = shared
+    assert count_draws(model, micro_batch) is None
+    DropoutSkips(model, micro_batch, rank=1, size=2, k=1)
+    drop6, drop7 = [m.rng for _, m in model.named_modules() if isinstance(m, Dropout)]
+    assert drop6 is drop7 and drop6 is not shared
+    assert drop6.random() != np.random.Generator(np.random.MT19937(0)).random()

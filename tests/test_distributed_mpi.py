@@ -34,9 +34,9 @@ except Exception as err:  # noqa: BLE001 - any reason to skip is printed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 180
-# AlexNet-BN (BN after every conv and fc layer) on 8x8 digits, float64, no
-# dropout (see docs/distributed.md: dropout masks differ across process counts).
-SETTINGS = dict(model="alexnet_bn", dataset="digits", dtype="float64", dropout=0.0,
+# AlexNet-BN (BN after every conv and fc layer, dropout 0.5 after fc6 and fc7) on
+# 8x8 digits, float64.
+SETTINGS = dict(model="alexnet_bn", dataset="digits", dtype="float64",
                 batch_size=96, micro_batch=16, steps=6, lr=2.0, warmup_steps=2,
                 log_every=2, diag_every=2, progress=False, blas_threads=1)
 
@@ -79,7 +79,7 @@ def assert_same_state(expected_dir, actual_dir, rtol=1e-12):
     compared = 0
     for key, want in expected.items():
         got = actual[key]
-        if key.startswith(("/config/", "/rng/")):  # out dir, procs; unused dropout
+        if key.startswith("/config/"):  # out dir, procs
             continue
         if isinstance(want, (np.ndarray, float)):
             want, got = np.asarray(want, float), np.asarray(got, float)
@@ -90,6 +90,7 @@ def assert_same_state(expected_dir, actual_dir, rtol=1e-12):
             assert got == want, key
     assert compared > 100  # model, optimizer/v, BN running stats, metric rows
     assert any("running_var" in key for key in expected)
+    assert any(key.startswith("/rng/drop6/") for key in expected)  # dropout streams
 
 
 def single_process(tmp_path, name, **changes):
