@@ -367,7 +367,7 @@ def separate_dropout_streams(model, rank: int) -> None:
 
 
 class InMemoryMetrics(MetricsWriter):
-    """The metric rows of a rank other than 0: kept for the epoch means, never written."""
+    """The metric rows of a rank other than 0: kept for the epoch means, not written."""
 
     def __init__(self):
         self.out_dir = None

@@ -95,7 +95,7 @@ class SingleProcess:
 
 
 class MPICommunicator:
-    """MPI ``COMM_WORLD`` through mpi4py; NumPy buffers, CuPy via the host or CUDA-aware.
+    """MPI ``COMM_WORLD`` via mpi4py: NumPy buffers, CuPy via the host or CUDA-aware.
 
     ``allreduce_mean`` is one ``MPI_Allreduce(SUM)`` in place, then a division
     by ``size`` (MPI has no mean operation).
