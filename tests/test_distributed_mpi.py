@@ -174,6 +174,28 @@ def test_an_error_on_one_rank_ends_every_rank(tmp_path):
                         f"'{tmp_path / 'missing.json'}' does not exist"], done.stderr
 
 
+def test_data_missing_on_one_rank_ends_every_rank(tmp_path):
+    """Rank 1 fails after MPI started, while rank 0 waits in its first allreduce."""
+    data = os.environ.get("LARS_REF_DATA")
+    if not data or not os.path.isdir(os.path.join(data, "mnist")):
+        pytest.skip("needs $LARS_REF_DATA with mnist")
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(dict(SETTINGS, dataset="mnist", out=str(tmp_path / "r"))))
+    command = [sys.executable, "-m", "lars_ref", "train", "--config", str(path)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    started = time.monotonic()
+    done = subprocess.run(MPIEXEC + ["-n", "1"] + command + [":", "-n", "1", "env",
+                                     f"LARS_REF_DATA={empty}"] + command,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 2
+    messages = [line for line in done.stderr.splitlines() if "lars-ref: error" in line]
+    assert len(messages) == 1 and messages[0].startswith(
+        "lars-ref: error: [rank 1 of 2]") and "mnist" in messages[0], done.stderr
+
+
 def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     settings = dict(SETTINGS, batch_size=32, steps=None, epochs=100.0, lr=0.02,
