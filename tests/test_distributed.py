@@ -308,3 +308,16 @@ def test_dropout_of_another_generator_falls_back_to_separate_streams():
     drop6, drop7 = [m.rng for _, m in model.named_modules() if isinstance(m, Dropout)]
     assert drop6 is drop7 and drop6 is not shared
     assert drop6.random() != np.random.Generator(np.random.MT19937(0)).random()
+
+
+def test_scaling_table_reports_medians_ratio_and_shares():
+    from lars_ref.tools.bench_scaling import table
+    run = lambda step, comm=0.0, wait=0.0: {  # noqa: E731 - a worker's JSON line
+        "step_s": [step, step, 9.0 * step], "allreduce_s": [comm] * 3,
+        "wait_s": [wait] * 3, "buffer_floats": 100}
+    text = table({"1x2": [run(2.0), run(1.0)], "2x1": [run(0.5, 0.05, 0.1)] * 2,
+                  "1x1": [run(1.0)] * 2})
+    assert "1 process x 2 BLAS threads                96.0" in text  # 128/1, 128/2
+    assert "2 processes x 1 thread                   256.0" in text
+    assert "median 3.00 (per run: 4.00, 2.00)" in text  # 256/64, 256/128
+    assert "median 10.0% (one buffer of 100 floats)" in text and ": 20.0%" in text

@@ -14,7 +14,9 @@ round starts each case as fresh processes, in the order A B C C B A, and times
 images/s of each, the ratio 2x1 / 1x2 per run pair (and its median), the
 machine's load average (the figures are only as quiet as the machine), and the
 allreduce's share of the 2-process step (rank 0's wall time inside
-``allreduce_mean`` over its step time).
+``allreduce_mean`` over its step time). A barrier before the allreduce (in the
+benchmark only) separates the communication from rank 0's wait for a slower
+rank 1, which is reported on its own.
 
     lars-ref bench-scaling                    # a few minutes on 2 busy cores
     lars-ref bench-scaling --rounds 1 --repeats 2 --warmup 1   # a smoke test
@@ -112,8 +114,8 @@ def table(results: dict) -> str:
              for case, runs in results.items()}
     # runs i of the two cases were started next to each other (A B C C B A)
     ratios = [two / one for one, two in zip(speed["1x2"], speed["2x1"])]
-    share = [statistics.median(np.array(r["allreduce_s"]) / np.array(r["step_s"]))
-             for r in results["2x1"]]
+    share, wait = ([statistics.median(np.array(r[key]) / np.array(r["step_s"]))
+                    for r in results["2x1"]] for key in ("allreduce_s", "wait_s"))
     lines = [f"{'case':<28}{'images/s (median)':>18}{'runs':>6}"]
     for case, label in LABELS.items():
         lines.append(f"{label:<28}{statistics.median(speed[case]):>18.1f}"
@@ -122,22 +124,30 @@ def table(results: dict) -> str:
                  f"(per run: {', '.join(f'{r:.2f}' for r in ratios)})")
     lines.append(f"allreduce share of the 2-process step: median "
                  f"{100 * statistics.median(share):.1f}% (one buffer of "
-                 f"{results['2x1'][0]['buffer_floats']} floats)")
+                 f"{results['2x1'][0]['buffer_floats']} floats); rank 0 waiting "
+                 f"for rank 1 before it: {100 * statistics.median(wait):.1f}%")
     return "\n".join(lines)
 
 
 class TimedCommunicator:
-    """Wrap a communicator; add up the wall time spent in ``allreduce_mean``."""
+    """Wrap a communicator; time the wait for the slowest rank and the allreduce.
+
+    A barrier first absorbs the wait for the other rank (load imbalance on a
+    shared machine), so that ``seconds`` is the communication alone.
+    """
 
     def __init__(self, comm):
         self.comm, self.rank, self.size, self.name = comm, comm.rank, comm.size, \
             comm.name
-        self.seconds = 0.0
+        self.seconds = self.wait_seconds = 0.0
 
     def allreduce_mean(self, buffer):
         started = time.perf_counter()
+        self.comm.barrier()
+        arrived = time.perf_counter()
         result = self.comm.allreduce_mean(buffer)
-        self.seconds += time.perf_counter() - started
+        self.wait_seconds += arrived - started
+        self.seconds += time.perf_counter() - arrived
         return result
 
     def __getattr__(self, name):
@@ -152,7 +162,8 @@ def worker(args) -> int:
     from lars_ref.models import build_model
     from lars_ref.optim import SGD
 
-    comm = TimedCommunicator(world("auto"))
+    comm = world("auto")  # one process: the plain single-process step
+    comm = TimedCommunicator(comm) if comm.size > 1 else comm
     config = TrainConfig(batch_size=GLOBAL_BATCH, micro_batch=MICRO_BATCH,
                          procs=comm.size, model="resnet", steps=1)
     parallel = DataParallel(config, comm)
@@ -162,17 +173,18 @@ def worker(args) -> int:
     y = rng.integers(0, 10, size=share)
     model = build_model("resnet", num_classes=10, in_shape=IMAGE, seed=0)
     optimizer = SGD(lambda t: 0.1, momentum=0.9, weight_decay=5e-4)
-    step_s, allreduce_s = [], []
+    step_s, allreduce_s, wait_s = [], [], []
     for step in range(args.warmup + args.repeats):
-        comm.seconds = 0.0
+        comm.seconds = comm.wait_seconds = 0.0  # stay 0 on one process
         started = time.perf_counter()
         parallel.train_step(model, optimizer, x, y)
         if step >= args.warmup:
             step_s.append(time.perf_counter() - started)
             allreduce_s.append(comm.seconds)
+            wait_s.append(comm.wait_seconds)
     if comm.rank == 0:
         print(json.dumps({"procs": comm.size, "step_s": step_s,
-                          "allreduce_s": allreduce_s,
+                          "allreduce_s": allreduce_s, "wait_s": wait_s,
                           "buffer_floats": 0 if parallel.buffer is None
                           else int(parallel.buffer.size)}))
     return 0
