@@ -320,4 +320,4 @@ def test_scaling_table_reports_medians_ratio_and_shares():
     assert "1 process x 2 BLAS threads                96.0" in text  # 128/1, 128/2
     assert "2 processes x 1 thread                   256.0" in text
     assert "median 3.00 (per run: 4.00, 2.00)" in text  # 256/64, 256/128
-    assert "median 10.0% (one buffer of 100 floats)" in text and ": 20.0%" in text
+    assert "median 10.00% (one buffer of 100 floats)" in text and ": 20.00%" in text

@@ -123,9 +123,9 @@ def table(results: dict) -> str:
     lines.append(f"2x1 / 1x2 images/s: median {statistics.median(ratios):.2f} "
                  f"(per run: {', '.join(f'{r:.2f}' for r in ratios)})")
     lines.append(f"allreduce share of the 2-process step: median "
-                 f"{100 * statistics.median(share):.1f}% (one buffer of "
+                 f"{100 * statistics.median(share):.2f}% (one buffer of "
                  f"{results['2x1'][0]['buffer_floats']} floats); rank 0 waiting "
-                 f"for rank 1 before it: {100 * statistics.median(wait):.1f}%")
+                 f"for rank 1 before it: {100 * statistics.median(wait):.2f}%")
     return "\n".join(lines)
 
 
