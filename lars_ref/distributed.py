@@ -147,8 +147,7 @@ class NCCLCommunicator:
 
     def __init__(self, bootstrap):
         cupy = _cupy()
-        from cupy.cuda import nccl
-
+        nccl = import_nccl()
         self.bootstrap, self.nccl_module = bootstrap, nccl
         self.rank, self.size = bootstrap.rank, bootstrap.size
         unique_id = nccl.get_unique_id() if self.rank == 0 else None
@@ -190,6 +189,21 @@ def import_mpi():
         raise DistributedError(f"this run needs MPI but mpi4py cannot be imported "
                                f"({err}); {MPI_INSTALL_HINT}") from None
     return MPI
+
+
+def import_nccl():
+    """``cupy.cuda.nccl``, or a DistributedError saying how to get NCCL."""
+    try:
+        from cupy.cuda import nccl
+    except ImportError as err:
+        nccl, reason = None, str(err)
+    else:
+        reason = "CuPy was built without it"
+    if nccl is None or not getattr(nccl, "available", True):
+        raise DistributedError(f"--communicator nccl needs NCCL in CuPy ({reason}); "
+                               "pip install nvidia-nccl-cu12, or use --communicator "
+                               "mpi")
+    return nccl
 
 
 def _cupy():
