@@ -220,7 +220,7 @@ def world(kind: str = "auto", backend: str = "numpy"):
         auto: SingleProcess without a launcher (or with one process), else NCCL
         for the cupy backend and MPI for numpy. nccl with one process runs
         NCCL's plumbing on one GPU without MPI.
-    backend : the run's array backend ("numpy" or "cupy"), for ``auto``
+    backend : the run's array backend ("numpy", "cupy" or "auto"), for ``auto``
 
     Raises
     ------
@@ -231,6 +231,9 @@ def world(kind: str = "auto", backend: str = "numpy"):
         raise DistributedError(f"--communicator must be one of "
                                f"{', '.join(COMMUNICATORS)}, got {kind!r}")
     size = launched_size()
+    if backend == "auto":  # as lars_ref.backend.resolve_backend decides
+        from lars_ref.backend import gpu_available
+        backend = "cupy" if gpu_available() else "numpy"
     if kind == "single" or (kind == "auto" and size == 1):
         if size > 1:
             raise DistributedError(f"--communicator single, but the launcher started "
