@@ -1,1 +1,1 @@
-"""Benchmarks and device tooling (kept out of the library core)."""
+"""Tools around the library, not part of it: benchmarks and device tooling."""
