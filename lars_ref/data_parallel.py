@@ -242,6 +242,12 @@ class RunningStatsMerge:
     def __init__(self, model, rank: int, size: int, local_iter_size: int):
         k = local_iter_size
         self.layers = [m for _, m in model.named_modules() if isinstance(m, BatchNorm)]
+        others = [name for name, m in model.named_modules()
+                  if m.buffers and not isinstance(m, BatchNorm)]
+        if others:  # a buffer this merge does not know would drift between ranks
+            raise DistributedError(f"data parallel merges the running statistics of "
+                                   f"BatchNorm layers only; {', '.join(others)} hold "
+                                   "other buffers; train this model in one process")
         self.keep = [m.momentum ** (size * k) for m in self.layers]       # m^K
         self.weight = [size * m.momentum ** ((size - 1 - rank) * k)
                        for m in self.layers]                             # P m^(..)
