@@ -321,3 +321,11 @@ def test_scaling_table_reports_medians_ratio_and_shares():
     assert "2 processes x 1 thread                   256.0" in text
     assert "median 3.00 (per run: 4.00, 2.00)" in text  # 256/64, 256/128
     assert "median 10.00% (one buffer of 100 floats)" in text and ": 20.00%" in text
+
+
+def test_buffers_other_than_bn_statistics_are_refused():
+    from lars_ref.data_parallel import RunningStatsMerge
+    model = tiny_model()
+    model.buffers["steps_seen"] = np.zeros(1)  # a buffer no merge rule covers
+    with pytest.raises(DistributedError, match="BatchNorm layers only"):
+        RunningStatsMerge(model, rank=0, size=2, local_iter_size=1)
