@@ -25,6 +25,10 @@ NON_ARRAY_NAMES = {"bool_", "dtype", "float16", "float32", "float64", "floating"
 HOST_ONLY = {
     ("backend.py", "to_numpy", "asarray"):
         "the explicit transfer itself; reached only for host inputs",
+    ("data_parallel.py", "check_same_settings", "zeros"):
+        "per-rank flags built on the host, moved by _flag_array for the allreduce",
+    ("data_parallel.py", "random", "prod"):
+        "counts the floats of a host size tuple (the dropout generator stand-in)",
     ("functional/activations.py", "dropout_forward", "asarray"):
         "the dropout mask is drawn on the host (same mask on NumPy and CuPy), then "
         "moved with to_device",
