@@ -256,11 +256,12 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     return out, RowConvCache(x, w, stride, pad, groups, b is not None)
 
 
-def conv2d_nhwc_backward(dout, cache: RowConvCache):
+def conv2d_nhwc_backward(dout, cache: RowConvCache, input_grad: bool = True):
     """Gradients of :func:`conv2d_nhwc_forward`.
 
     dout : (N, Ho, Wo, F). Returns dx (N, H, W, C), dw (F, C/groups, HH, WW), and
-    db (F,) or None.
+    db (F,) or None. ``input_grad=False`` skips dx (returned as None): a model's
+    first layer, whose input (the images) needs no gradient.
     """
     x, w, stride, pad, groups, has_bias = cache
     xp = get_xp(dout)
@@ -269,7 +270,9 @@ def conv2d_nhwc_backward(dout, cache: RowConvCache):
     Ho, Wo = dout.shape[1:3]
     g = row_geometry((H, W), w.shape, stride, pad, (Ho, Wo), C_per_group)
     dw = _weight_grad(xp, x, dout, g, groups, F)
-    if uses_flipped_kernel_route(w.shape, stride, pad):
+    if not input_grad:
+        dx = None
+    elif uses_flipped_kernel_route(w.shape, stride, pad):
         dx = _input_grad_by_flipped_kernel(dout, w, pad, groups)
     else:
         dx = _input_grad_through_views(xp, dout, w, g, groups, x.shape)

@@ -42,6 +42,7 @@ from lars_ref import functional as F
 from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
 from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
+from lars_ref.nn import skip_input_grad
 from lars_ref.optim import SGD
 
 FULL = dict(batch=128, size=32, warmup=1, repeats=2, blocks=5)
@@ -302,6 +303,7 @@ def _resnet_step_cases(xp, torch, device, N, S):
 
 def _our_resnet_step(xp, N, S):
     model = build_model("resnet20", num_classes=10, in_shape=(3, S, S), seed=0, xp=xp)
+    skip_input_grad(model)  # as torch: the images need no gradient
     rng = np.random.default_rng(1)
     x_host = rng.standard_normal((N, 3, S, S)).astype(np.float32)
     labels_host = rng.integers(0, 10, size=N)
