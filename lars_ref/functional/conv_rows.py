@@ -44,6 +44,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numpy as np
+
 from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
@@ -53,7 +55,9 @@ _WORKERS = {"count": 1, "pool": None}
 
 
 def set_conv_workers(count: int) -> None:
-    """Spread the chunks of every NumPy row-gather convolution over ``count`` threads.
+    """Spread the chunks of every NumPy row-gather convolution, and the rows of
+    channels-last batch norm and ReLU (:func:`for_each_row_share`), over ``count``
+    threads.
 
     NumPy releases the GIL in its copies and GEMMs, and a chunk is a handful of
     large calls, so two threads on two cores keep both busy; limit the BLAS to one
@@ -78,6 +82,19 @@ def _for_each_worker(xp, work, N: int, chunk: int) -> list:
         return [work(starts)]
     shares = [starts[i * len(starts) // count:(i + 1) * len(starts) // count]
               for i in range(count)]
+    return list(_WORKERS["pool"].map(work, shares))
+
+
+def for_each_row_share(xp, work, rows: int) -> list:
+    """Call ``work(row_slice)`` on one contiguous share of ``range(rows)`` per worker
+    thread (:func:`set_conv_workers`; NumPy only, one share otherwise); return the
+    results in row order. Elementwise ops split so give the same values as on one
+    thread; sums split so differ only in the order of their float additions."""
+    count = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    count = max(1, min(count, rows))
+    shares = [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
+    if count == 1:
+        return [work(shares[0])]
     return list(_WORKERS["pool"].map(work, shares))
 
 
@@ -167,11 +184,29 @@ def _kernel_row_ranges(g: RowGeometry):
                                                g.stride)
 
 
+def copy_pixels(target, source) -> None:
+    """``target[...] = source`` for channels-last arrays of one shape and dtype.
+
+    On NumPy, when each pixel's channels sit side by side in both, every pixel is
+    copied as one item of C*itemsize bytes (a ``void`` dtype): 2-3x faster than C
+    separate values when the pixels are strided, as in the row buffer. The same
+    bytes either way.
+    """
+    if get_xp(target) is np and target.dtype == source.dtype:
+        item = np.dtype((np.void, target.shape[-1] * target.itemsize))
+        try:
+            target.view(item)[...] = source.view(item)
+            return
+        except ValueError:   # a channel axis that is not contiguous: copy values
+            pass
+    target[...] = source
+
+
 def gather_rows(x_chunk, g: RowGeometry, buffer):
     """Copy the HH input rows of every output row into the buffer (step 1)."""
     rows = _rows_view(buffer, g, x_chunk.shape[0])
     for i, out_rows, in_rows in _kernel_row_ranges(g):
-        rows[:, out_rows, g.pad:g.pad + g.W, i, :] = x_chunk[:, in_rows]
+        copy_pixels(rows[:, out_rows, g.pad:g.pad + g.W, i, :], x_chunk[:, in_rows])
 
 
 def patch_views(xp, buffer, g: RowGeometry, n: int):
@@ -248,7 +283,7 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
                 for r, patches in enumerate(patch_views(xp, buffer, g, n)):
                     xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
-            out[start:start + n] = _crop(grid, g, n)
+            copy_pixels(out[start:start + n], _crop(grid, g, n))
 
     _for_each_worker(xp, work, N, chunk)
     if b is not None:
@@ -308,7 +343,7 @@ def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
         for start in starts:
             n = min(chunk, x.shape[0] - start)
             grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
-            _crop(grid, g, n)[...] = dout[start:start + n]
+            copy_pixels(_crop(grid, g, n), dout[start:start + n])
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for cs, fs in _group_slices(groups, C_per_group, F // groups):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
@@ -345,9 +380,11 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
         for start in starts:
             n = min(chunk, x_shape[0] - start)
             grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
-            _crop(grid, g, n)[...] = dout[start:start + n]
+            copy_pixels(_crop(grid, g, n), dout[start:start + n])
             buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
             rows = _rows_view(buffer, g, n)
+            unpacked = reused_zeros(xp, ("dx rows", g), (n, g.Ho, g.W, C_per_group),
+                                    dout.dtype)
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 buffer[...] = 0
@@ -355,7 +392,11 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
                     dpatches += grid[r::g.residues, fs] @ w_mat  # rows never overlap
                 dx_chunk = dx[start:start + n, :, :, cs]
                 for i, out_rows, in_rows in _kernel_row_ranges(g):
-                    dx_chunk[:, in_rows] += rows[:, out_rows, g.pad:g.pad + g.W, i, :]
+                    # copied out of the strided rows first: adding them in place
+                    # runs on C values at a time, a copy on whole pixels
+                    kernel_row = unpacked[:, :out_rows.stop - out_rows.start]
+                    copy_pixels(kernel_row, rows[:, out_rows, g.pad:g.pad + g.W, i, :])
+                    dx_chunk[:, in_rows] += kernel_row
 
     _for_each_worker(xp, work, x_shape[0], chunk)
     return dx
