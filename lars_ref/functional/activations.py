@@ -28,7 +28,7 @@ def relu_forward(x):
         out = xp.maximum(x, 0)
     else:  # by shares of the rows, one per worker thread (set_conv_workers)
         out = xp.empty_like(x)
-        for_each_row_share(xp, lambda r: xp.maximum(x[r], 0, out=out[r]), x.shape[0])
+        for_each_row_share(xp, lambda r: xp.maximum(x[r], 0, out=out[r]), x)
     return out, ReluCache(out)
 
 
@@ -39,8 +39,7 @@ def relu_backward(dout, cache: ReluCache):
     if dout.ndim < 2:
         return dout * (out > 0)
     dx = xp.empty_like(dout)
-    for_each_row_share(xp, lambda r: xp.multiply(dout[r], out[r] > 0, out=dx[r]),
-                       dout.shape[0])
+    for_each_row_share(xp, lambda r: xp.multiply(dout[r], out[r] > 0, out=dx[r]), dout)
     return dx
 
 

@@ -131,22 +131,22 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
     shape, C = x.shape, x.shape[1]
     m = x.size // C
     x = _widen(x) if x.ndim == 2 else x
-    rows, x_hat = x.shape[0], xp.empty_like(x)  # x_hat: normalised in place (L3)
+    x_hat = xp.empty_like(x)  # x_hat: normalised in place (L3)
     # Every pass below runs on shares of the rows, one per worker thread
     # (for_each_row_share); the statistics add the shares' per-channel sums.
     if train:
-        mu = sum(for_each_row_share(xp, lambda r: _channel_sum(x[r], C), rows)) / m  # L1
+        mu = sum(for_each_row_share(xp, lambda r: _channel_sum(x[r], C), x)) / m  # L1
         mu_row = _per_channel(mu, x)
 
         def centre(r):  # x_hat = x - mu, and this share's sum of its squares
             xp.subtract(x[r], mu_row, out=x_hat[r])
             return _channel_sum(x_hat[r] * x_hat[r], C)
-        var = sum(for_each_row_share(xp, centre, rows)) / m             # [BN Alg1 L2]
+        var = sum(for_each_row_share(xp, centre, x)) / m             # [BN Alg1 L2]
         new_running_mean = momentum * running_mean + (1 - momentum) * mu
         new_running_var = momentum * running_var + (1 - momentum) * var * (m / (m - 1))
     else:
         mean_row = _per_channel(running_mean, x)
-        for_each_row_share(xp, lambda r: xp.subtract(x[r], mean_row, out=x_hat[r]), rows)
+        for_each_row_share(xp, lambda r: xp.subtract(x[r], mean_row, out=x_hat[r]), x)
         var = running_var
         new_running_mean, new_running_var = running_mean, running_var
     inv_std = 1 / xp.sqrt(var + eps)
@@ -162,7 +162,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
             out[r] = x_hat[r]
         if beta_row is not None:
             out[r] += beta_row
-    for_each_row_share(xp, normalise, rows)
+    for_each_row_share(xp, normalise, x)
     cache = BatchNormCache(x_hat.reshape(shape), inv_std, gamma, beta is not None,
                            train)
     return out.reshape(shape), cache, new_running_mean, new_running_var
@@ -207,13 +207,13 @@ def batchnorm_backward(dout, cache: BatchNormCache):
         x_hat, dout = _widen(x_hat), _widen(dout)
     # Per channel: gamma / sqrt(var + eps), the factor from dx_hat to dx.
     scale = inv_std if gamma is None else inv_std * gamma
-    xp, rows = get_xp(dout), dout.shape[0]
+    xp = get_xp(dout)
     need_sum_dout, need_sum_dout_x_hat = train or has_beta, train or gamma is not None
 
     def sums(r):  # this share's sum(dout) (= its dbeta) and sum(dout * x_hat) (dgamma)
         return (_channel_sum(dout[r], C) if need_sum_dout else 0,
                 _channel_sum(dout[r] * x_hat[r], C) if need_sum_dout_x_hat else 0)
-    shares = for_each_row_share(xp, sums, rows)
+    shares = for_each_row_share(xp, sums, dout)
     sum_dout = sum(s[0] for s in shares) if need_sum_dout else None
     sum_dout_x_hat = sum(s[1] for s in shares) if need_sum_dout_x_hat else None
     dx, scale_row = xp.empty_like(dout), _per_channel(scale, x_hat)
@@ -231,7 +231,7 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     else:
         def input_grad(r):
             xp.multiply(dout[r], scale_row, out=dx[r])
-    for_each_row_share(xp, input_grad, rows)
+    for_each_row_share(xp, input_grad, dout)
     dgamma = sum_dout_x_hat if gamma is not None else None
     dbeta = sum_dout if has_beta else None
     return dx.reshape(shape), dgamma, dbeta
