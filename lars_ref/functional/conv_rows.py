@@ -153,12 +153,18 @@ def reused_zeros(xp, key, shape, dtype):
     return store[full_key]
 
 
-def images_per_chunk(xp, g: RowGeometry, itemsize: int) -> int:
-    """How many images' gathered rows fit in ``CHUNK_BYTES`` (NumPy) or
-    ``DEVICE_CHUNK_BYTES`` (CuPy), at least one."""
+def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
+    """How many of the N images go in one chunk: as many as have their gathered rows
+    fit in ``CHUNK_BYTES`` (NumPy) or ``DEVICE_CHUNK_BYTES`` (CuPy), at least one;
+    then evened out, so that every worker thread gets as many chunks of about equal
+    size (3 channels at 32x32: 27 images fit, and 128 images on 2 threads become
+    6 chunks of 22 instead of 5 of 27, split 3 and 2)."""
     per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
     budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
-    return max(1, budget // per_image)
+    fitting = max(1, budget // per_image)
+    workers = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    per_worker = math.ceil(N / workers)
+    return math.ceil(per_worker / math.ceil(per_worker / fitting))
 
 
 def _row_buffer(xp, g: RowGeometry, n: int, dtype, role: str):
@@ -274,7 +280,7 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     out = xp.empty((N, Ho, Wo, F), dtype=x.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(xp, g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize, x.shape[0])
 
     def work(starts):
         for start in starts:
@@ -340,7 +346,7 @@ def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
     """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows gathered
     again)."""
     C_per_group = g.channels
-    chunk = images_per_chunk(xp, g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize, x.shape[0])
 
     def work(starts):
         dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
@@ -378,7 +384,7 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
     dx = xp.zeros(x_shape, dtype=dout.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(xp, g, dout.itemsize)
+    chunk = images_per_chunk(xp, g, dout.itemsize, x_shape[0])
 
     def work(starts):
         for start in starts:
