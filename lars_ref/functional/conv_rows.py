@@ -84,7 +84,7 @@ def _for_each_worker(xp, work, N: int, chunk: int) -> list:
         return [work(starts)]
     shares = [starts[i * len(starts) // count:(i + 1) * len(starts) // count]
               for i in range(count)]
-    return list(_WORKERS["pool"].map(work, shares))
+    return _run_shares(work, shares)
 
 
 def for_each_row_share(xp, work, a) -> list:
@@ -98,7 +98,14 @@ def for_each_row_share(xp, work, a) -> list:
     shares = [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
     if count == 1:
         return [work(shares[0])]
-    return list(_WORKERS["pool"].map(work, shares))
+    return _run_shares(work, shares)
+
+
+def _run_shares(work, shares) -> list:
+    """``[work(share) for share in shares]``, the first on the calling thread while
+    the pool's threads run the others (one hand-off fewer than waiting idle)."""
+    others = [_WORKERS["pool"].submit(work, share) for share in shares[1:]]
+    return [work(shares[0])] + [future.result() for future in others]
 
 
 class RowConvCache(NamedTuple):
