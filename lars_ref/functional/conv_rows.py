@@ -252,10 +252,21 @@ def _group_slices(groups, C_per_group, F_per_group):
                slice(g * F_per_group, (g + 1) * F_per_group))
 
 
-def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype, role: str):
-    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included (zero
-    until written)."""
-    return reused_zeros(xp, (role, g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype):
+    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included; one
+    buffer for the forward's output and the backward's dout (see
+    :func:`_dout_grid`)."""
+    return reused_zeros(xp, ("grid", g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+
+
+def _dout_grid(xp, g: RowGeometry, dout_chunk, F: int):
+    """The output grid holding ``dout_chunk`` (n, Ho, Wo, F), zero in the cropped
+    columns (the forward wrote outputs there; the backward's GEMMs must read 0)."""
+    n = dout_chunk.shape[0]
+    grid = _output_grid(xp, g, n, F, dout_chunk.dtype)
+    copy_pixels(_crop(grid, g, n), dout_chunk)
+    grid.reshape(n, g.Ho, g.Wq // g.stride, F)[:, :, g.Wo:] = 0
+    return grid
 
 
 def _crop(grid, g: RowGeometry, n: int):
@@ -292,7 +303,7 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     def work(starts):
         for start in starts:
             n = min(chunk, N - start)
-            grid = _output_grid(xp, g, n, F, x.dtype, "out")
+            grid = _output_grid(xp, g, n, F, x.dtype)
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
@@ -359,8 +370,7 @@ def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
         dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
         for start in starts:
             n = min(chunk, x.shape[0] - start)
-            grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
-            copy_pixels(_crop(grid, g, n), dout[start:start + n])
+            grid = _dout_grid(xp, g, dout[start:start + n], F)
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for cs, fs in _group_slices(groups, C_per_group, F // groups):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
@@ -396,8 +406,7 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
     def work(starts):
         for start in starts:
             n = min(chunk, x_shape[0] - start)
-            grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
-            copy_pixels(_crop(grid, g, n), dout[start:start + n])
+            grid = _dout_grid(xp, g, dout[start:start + n], F)
             buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
             rows = _rows_view(buffer, g, n)
             unpacked = reused_zeros(xp, ("dx rows", g), (n, g.Ho, g.W, C_per_group),
