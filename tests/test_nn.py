@@ -296,8 +296,8 @@ def test_residual_block_matches_torch(rng):
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_skip_input_grad_keeps_every_parameter_gradient(channels_last):
-    """Without dL/dx of the first conv, the parameter gradients are the same arrays'
-    values bit for bit (dx of the first layer feeds nothing), and backward gives None."""
+    """Without dL/dx of the first conv, every parameter gradient is the same bit for
+    bit (dx of the first layer feeds nothing), and backward gives None."""
     from lars_ref.functional import softmax_cross_entropy
     from lars_ref.models import build_model
     from lars_ref.nn import skip_input_grad

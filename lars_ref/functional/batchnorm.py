@@ -131,11 +131,12 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
     shape, C = x.shape, x.shape[1]
     m = x.size // C
     x = _widen(x) if x.ndim == 2 else x
-    x_hat = xp.empty_like(x)  # x_hat: normalised in place (L3)
+    x_hat = xp.empty_like(x)  # x - mu, then normalised in place (L3)
     # Every pass below runs on shares of the rows, one per worker thread
     # (for_each_row_share); the statistics add the shares' per-channel sums.
     if train:
-        mu = sum(for_each_row_share(xp, lambda r: _channel_sum(x[r], C), x)) / m  # L1
+        sums = for_each_row_share(xp, lambda r: _channel_sum(x[r], C), x)
+        mu = sum(sums) / m                                          # [BN Alg1 L1]
         mu_row = _per_channel(mu, x)
 
         def centre(r):  # x_hat = x - mu, and this share's sum of its squares
@@ -156,7 +157,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
 
     def normalise(r):
         x_hat[r] *= scale_row                                       # [BN Alg1 L3]
-        if gamma_row is not None:                       # [BN Alg1 L4] gamma x_hat + beta
+        if gamma_row is not None:                   # [BN Alg1 L4] gamma x_hat + beta
             xp.multiply(x_hat[r], gamma_row, out=out[r])
         else:
             out[r] = x_hat[r]

@@ -154,7 +154,7 @@ def conv2d_backward(dout, cache: Conv2dCache, input_grad: bool = True):
     dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).reshape(w.shape)
     if not input_grad:
         dx = None
-    elif stride == 1 and HH == WW and pad <= HH - 1:  # the faster route (module docstring)
+    elif stride == 1 and HH == WW and pad <= HH - 1:  # the faster route (docstring)
         dx = conv2d_input_grad_by_convolution(dout, w, pad, groups)
     else:
         dx = conv2d_input_grad_by_col2im(dout_mat, w_mat, x_shape, HH, WW, stride, pad,

@@ -466,8 +466,8 @@ def _describe_setup(xp, torch, device, sizes):
     lines.append(f"float32; {sizes['blocks']} interleaved blocks per case, each ours, "
                  f"torch, torch, ours of {sizes['warmup']} warm-up and "
                  f"{sizes['repeats']} timed runs; 1 thread: CPU time, 2: wall time; "
-                 "our threads: conv chunks, BN and ReLU rows on Python threads, BLAS on "
-                 "one thread each")
+                 "our threads: conv chunks, BN and ReLU rows on Python threads, "
+                 "BLAS on one thread each")
     return "\n".join(lines)
 
 
