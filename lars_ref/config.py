@@ -125,8 +125,9 @@ class TrainConfig:
     console: bool = setting(True, "one line per epoch (loss, accuracies, LR, seconds) "
                                   "and a note on the LARS zero-norm rule on stdout")
     blas_threads: int | None = setting(
-        None, "CPU threads of NumPy's BLAS (1 is fastest for small models on a busy "
-              "machine; default: the library's choice)")
+        None, "CPU threads of a NumPy step: above 1, the convolutions, batch norm and "
+              "ReLU run on that many Python threads with BLAS on one each (1 is "
+              "fastest on a busy machine; default: BLAS's own threads)")
     # data parallel (docs/distributed.md): B = procs x micro-batches each x micro_batch
     procs: int = setting(1, "processes of a data-parallel run; more than 1 starts "
                             "mpiexec (docs/distributed.md)")
