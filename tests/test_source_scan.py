@@ -19,7 +19,7 @@ SKIPPED_FOLDERS = {"tools"}  # benchmarks and device probes: host harnesses, not
 
 NON_ARRAY_NAMES = {"bool_", "dtype", "float16", "float32", "float64", "floating",
                    "generic", "int8", "int16", "int32", "int64", "integer", "ndarray",
-                   "number", "random", "uint8"}
+                   "number", "random", "uint8", "void"}
 
 # (file relative to lars_ref/, enclosing function, np attribute): why it is host-only
 HOST_ONLY = {
