@@ -51,6 +51,8 @@ FORWARDED = {
                 "write the reference trajectories (golden vectors) of every preset"),
     "crosscheck": ("lars_ref.crosscheck.cli", "crosscheck_main",
                    "check your own LARS against the presets: which LARS is mine?"),
+    "exercises": ("lars_ref.exercises", "main",
+                  "course mode: make student copies, grade their notebooks"),
 }
 
 

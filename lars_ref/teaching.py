@@ -17,7 +17,9 @@ Introduced in ``notebooks/05_alexnet_vs_alexnet_bn.ipynb``.
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
 import tempfile
 from typing import NamedTuple
 
@@ -205,6 +207,50 @@ def epoch_means(result, tensor: str, field: str) -> tuple:
     return [e + 1 for e in epochs], [float(np.mean(by_epoch[e])) for e in epochs]
 
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAP_PATH = os.path.join(REPO_ROOT, "docs", "paper_map.md")
+
+
+def paper_map_rows(path: str = MAP_PATH) -> list:
+    """The rows of ``docs/paper_map.md``'s table: ``{"paper", "code", "notebook", "tests"}``."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+            for line in lines[2:]]
+
+
+def _named_in(path: str, name: str) -> bool:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    last = name.split(".")[-1]
+    return any(f"{kind} {last}" in text for kind in ("def", "class")) or \
+        f"{last} =" in text
+
+
+def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
+    """Every file, function, notebook or test the map names that does not exist.
+
+    A code reference ``path.py::name`` is looked up under ``lars_ref/``, a test
+    ``test_x.py::test_y`` under ``tests/``, a notebook number ``NN`` as
+    ``notebooks/NN_*.ipynb``. Returns the references not found (empty: the map
+    is true).
+    """
+    missing = []
+    for row in rows:
+        for cell, folder in ((row["code"], "lars_ref"), (row["tests"], "tests")):
+            for ref in re.findall(r"`([^`]+\.py(?:::[\w.]+)?)`", cell):
+                file_name, _, name = ref.partition("::")
+                path = os.path.join(root, folder, file_name)
+                if not os.path.exists(path) or (name and not _named_in(path, name)):
+                    missing.append(ref)
+        for number in re.findall(r"\b(\d\d)\b", row["notebook"]):
+            if not glob.glob(os.path.join(root, "notebooks", f"{number}_*.ipynb")):
+                missing.append(f"notebook {number}")
+    return missing
+
+
 __all__ = ["DemoRun", "SweepRow", "TRAINS_AT", "batch_sweep", "digits", "epoch_means",
            "he_init", "largest_trained_lr", "lr_sweep", "mean_over_workers", "mean_top1",
+           "missing_map_targets", "paper_map_rows",
            "normalised_digits_batch", "output_of", "scale_invariance", "worker_gradients"]

@@ -1,0 +1,31 @@
+"""MkDocs hook of the documentation site (``hooks:`` in ``mkdocs.yml``): keep it offline.
+
+mkdocs-jupyter renders notebooks with nbconvert's template, which adds a MathJax
+loader and a Mermaid loader that import from a CDN. The site renders math with
+the vendored KaTeX instead (``docs/assets/katex``) and has no Mermaid diagrams, so
+:func:`on_post_page` removes those scripts from every notebook page.
+``tests/test_docs_site.py`` checks that no built page loads anything from
+another host.
+"""
+from __future__ import annotations
+
+import re
+
+SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+NETWORK_LOADERS = ("MathJax", "mathjax", "mermaid")
+
+
+def _keep(match) -> str:
+    attributes, body = match.group(1), match.group(2)
+    empty_src = re.search(r"""\bsrc=(""|'')""", attributes)
+    if empty_src or any(word in body or word in attributes for word in NETWORK_LOADERS):
+        return ""
+    return match.group(0)
+
+
+def on_post_page(output: str, page, config) -> str:
+    """Drop the MathJax and Mermaid loaders from notebook pages."""
+    if page.file.src_uri.endswith(".ipynb"):
+        output = re.sub(r"<!-- MathJax configuration -->|<!-- End of mathjax "
+                        r"configuration -->", "", SCRIPT.sub(_keep, output))
+    return output
