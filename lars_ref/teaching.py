@@ -30,6 +30,7 @@ from lars_ref.data import channel_stats, eval_transform, load_dataset
 from lars_ref.demo import DemoRun, demo_config
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.models import build_model
+from lars_ref.nn import BatchNorm
 from lars_ref.train import train
 from lars_ref.train_step import forward_backward
 
@@ -125,7 +126,7 @@ def output_of(model, x, layer: str, train: bool = True):
 
 
 def scale_invariance(model_name: str, layer: str, factor: float, x, y, seed=0,
-                     probe: str = "conv2"):
+                     probe: str = "conv2", bn_eps=None):
     """Scale ``layer.w`` and ``layer.b`` by ``factor``; compare a later output and ||grad||.
 
     Returns ``(||out_after - out_before|| / ||out_before||, ||g_after|| / ||g_before||)``
@@ -133,6 +134,8 @@ def scale_invariance(model_name: str, layer: str, factor: float, x, y, seed=0,
     ``layer.w``, in training mode. For conv1 of AlexNet-BN the ReLU and max-pool
     pass the factor through and the BN at conv2's input removes it, so conv2's
     output stays (up to BN's eps) and the gradient shrinks by 1 / factor.
+    The model has ``x``'s dtype; ``bn_eps`` replaces every BatchNorm's eps
+    (a tiny one makes the invariance exact, to rounding).
     """
     def probe_and_grad_norm(model):
         probed = output_of(model, x, probe).astype(np.float64)
@@ -142,7 +145,10 @@ def scale_invariance(model_name: str, layer: str, factor: float, x, y, seed=0,
         return probed, float(np.linalg.norm(dict(model.named_grads())[f"{layer}.w"]))
 
     model = build_model(model_name, num_classes=DIGITS_CLASSES, in_shape=DIGITS_SHAPE,
-                        seed=seed, dropout=0.0)
+                        seed=seed, dropout=0.0, dtype=x.dtype)
+    for _, module in model.named_modules():
+        if bn_eps is not None and isinstance(module, BatchNorm):
+            module.eps = bn_eps
     before, grad_before = probe_and_grad_norm(model)
     params = dict(model.named_parameters())
     for suffix in (".w", ".b"):
