@@ -111,3 +111,12 @@ def test_cli_crosscheck_exit_codes(capsys):
     assert "MATCHES preset 'torchlars'" in capsys.readouterr().out
     assert crosscheck_main(["--adapter", "no_such_module_xyz:make"]) == 2
     assert "cannot load adapter" in capsys.readouterr().err
+
+
+def test_a_broken_factory_is_called_by_its_own_name():
+    def my_broken_lars(case, init_params):
+        raise RuntimeError("not ready")
+    report = check(my_broken_lars)
+    assert report.adapter == "my_broken_lars"
+    assert report.error.startswith("adapter 'my_broken_lars': ")
+    assert "my_broken_lars" in format_report(report) and "'function'" not in format_report(report)

@@ -1,7 +1,7 @@
 """The checker names planted bugs: each is a small NumPy LARS written here, not lars_ref's.
 
 Every planted LARS is Algorithm 1 ([ICLR] form) or the SimCLR/optax rule with ONE
-classic mistake from research/lars-implementations.md; the checker must name the
+classic mistake of docs/paper_notes.md; the checker must name the
 option and the Algorithm 1 line, and the first step where the bug shows, which
 follows from the maths: a bug in the trust ratio or in the update direction shows
 at step 0; the LR placement only once gamma has changed with a non-zero buffer
@@ -110,3 +110,36 @@ def test_names_the_decayed_gradient_denominator():
     paper_by_case = {c.case: c for c in report.paper.comparisons}
     assert max(paper_by_case["warmup_poly_no_wd"].devs) < 1e-13
     assert "||g + beta*w|| instead of ||g|| + beta*||w||" in format_report(report)
+
+
+def dampened_lars(dampening):
+    """Algorithm 1 with PyTorch's dampening: v = m v + (1 - d) gamma_t lam u (d = None: d = m)."""
+    def make(case, init_params):
+        w = {k: a.copy() for k, a in init_params.items()}
+        v = {k: np.zeros_like(a) for k, a in init_params.items()}
+        m, beta, eta = case.momentum, case.weight_decay, case.eta
+        d = m if dampening is None else dampening
+
+        def step(grads, t, gamma_t):
+            for k, g in grads.items():
+                w_norm, g_norm = np.linalg.norm(w[k]), np.linalg.norm(g)
+                denominator = g_norm + beta * w_norm
+                lam = eta * w_norm / denominator if denominator > 0 else 0.0
+                v[k] = m * v[k] + (1 - d) * gamma_t * lam * (g + beta * w[k])
+                w[k] = w[k] - v[k]
+            return w
+        return step
+    return make
+
+
+def test_dampening_shows_at_step_0_and_d_equal_m_is_named_as_the_1_minus_m_factor():
+    """v_0 = 0, so the first step is already scaled by (1 - d); with d = m every step is
+    the paper's step with lam scaled by (1 - m): NVCaffe 2018's option, named exactly."""
+    report = check(dampened_lars(dampening=None))
+    assert report.matches == []
+    case, step, _, dev = report.paper.first_divergence(report.tol)
+    assert (case, step) == ("constant_wd", 0) and dev > 0.5
+    assert ("paper_iclr", "scale_by_one_minus_momentum", True) in explained_by(report)
+    assert "(1 - m)" in format_report(report)
+    other = check(dampened_lars(dampening=0.3), explain=False)
+    assert other.matches == [] and other.paper.first_divergence(other.tol)[1] == 0

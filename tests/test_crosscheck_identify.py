@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lars_ref.crosscheck import CASES, check, lars_ref_adapter, replay, torch_adapter
+from lars_ref.crosscheck import CASES, LarsRefAdapter, TorchAdapter, check, replay
 from lars_ref.crosscheck.checker import EQUIVALENT_PRESETS, compare_weights, equivalence_class
 from lars_ref.crosscheck.reference import run_case
 from lars_ref.crosscheck.toggles import single_toggles
@@ -11,7 +11,7 @@ from lars_ref.optim import PAPER, PRESETS
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_checker_identifies_each_preset(preset):
-    report = check(lars_ref_adapter(preset), explain=False)
+    report = check(LarsRefAdapter(preset), explain=False)
     assert report.error is None
     assert set(report.matches) == equivalence_class(preset)
     assert report.ranking[0].max_dev == 0.0            # the same code: bit-identical
@@ -45,8 +45,8 @@ def test_every_single_option_change_of_algorithm1_shows_on_the_cases():
 
 def test_optax_lars_is_identified_as_the_optax_preset():
     pytest.importorskip("optax")
-    from lars_ref.crosscheck import optax_adapter
-    report = check(optax_adapter(), explain=False)
+    from lars_ref.crosscheck import OptaxAdapter
+    report = check(OptaxAdapter(), explain=False)
     assert report.error is None
     assert set(report.matches) == {"optax", "tf_model_garden"}
     assert report.ranking[0].max_dev < 1e-12
@@ -65,7 +65,7 @@ def test_torch_adapter_sets_the_scheduled_lr_every_step():
     """torch.optim.SGD through the generic wrapper equals momentum SGD written out here."""
     torch = pytest.importorskip("torch")
     case = next(c for c in CASES if c.name == "warmup_poly_wd")
-    weights = replay(torch_adapter(torch.optim.SGD), case)
+    weights = replay(TorchAdapter(torch.optim.SGD), case)
     m, beta = case.momentum, case.weight_decay
     w, buf = case.initial_weights(), None
     for t, grads in enumerate(case.gradients()):

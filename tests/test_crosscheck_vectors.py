@@ -77,12 +77,12 @@ def test_manifest_describes_schedule_shapes_and_hashes(tmp_path):
 
 def test_loaded_trajectory_equals_a_fresh_run(tmp_path):
     write_vectors(tmp_path, **SMALL)
-    stored = load_vectors(tmp_path).trajectory("optax", CASES[1].name)
+    stored = load_vectors(tmp_path).arrays("optax", CASES[1].name)
     fresh = run_case(CASES[1], preset="optax")
     for t in range(CASES[1].num_steps):
         for k in CASES[1].tensor_names:
-            assert np.array_equal(stored.weights[t + 1][k], fresh.weights[t + 1][k])
-            assert stored.local_lrs[t][k] == fresh.local_lrs[t][k]
+            assert np.array_equal(stored[f"w/{k}"][t], fresh.weights[t + 1][k])
+            assert stored[f"local_lr/{k}"][t] == fresh.local_lrs[t][k]
 
 
 def test_tampered_file_fails_its_hash_naming_the_file(tmp_path):

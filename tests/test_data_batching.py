@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from lars_ref.backend import gpu_available, resolve_backend
-from lars_ref.data import (BatchIterator, DataError, batch_to_device, random_crop)
+from lars_ref.backend import gpu_available, resolve_backend, to_device
+from lars_ref.data import BatchIterator, DataError, random_crop
 
 
 def tiny_split(n=10):
@@ -108,11 +108,11 @@ def test_bad_settings_and_mismatched_state_are_data_errors():
     pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
         not gpu_available(), reason="CuPy with a usable GPU needed")]),
 ])
-def test_batch_to_device_keeps_values(backend):
+def test_a_batch_moves_to_the_device_with_its_values(backend):
     xp = resolve_backend(backend)
     x, y = tiny_split(6)
     batch = BatchIterator(x, y, 4, seed=0).next_batch()
-    x_dev, y_dev = batch_to_device(batch, xp)
+    x_dev, y_dev = to_device(batch[0], xp), to_device(batch[1], xp)
     assert type(x_dev) is xp.ndarray and x_dev.dtype == xp.float32
     np.testing.assert_array_equal(xp.asnumpy(x_dev) if backend == "cupy" else x_dev,
                                   batch[0])

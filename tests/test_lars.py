@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lars_ref.backend import gpu_available, resolve_backend
-from lars_ref.optim import LARS, PAPER, PRESETS, SGD, LarsOptions, build_preset, lars_step
+from lars_ref.optim import LARS, PAPER, PRESETS, SGD, LarsOptions, build_preset, variant_step
 from lars_ref.optim.schedules import WarmupPolySchedule
 
 
@@ -25,7 +25,7 @@ def test_lars_step_one_step_closed_form():
     v_next = [m * vi + gamma * lam * (gi + beta * wi) for vi, gi, wi in zip(v, g, w)]   # L5
     w_next = [wi - vi for wi, vi in zip(w, v_next)]                        # L6
     shape = (2, 2)
-    out_w, out_v, out_lam = lars_step(np.reshape(w, shape), np.reshape(g, shape),
+    out_w, out_v, out_lam = variant_step(np.reshape(w, shape), np.reshape(g, shape),
                                       np.reshape(v, shape), lr=gamma, momentum=m,
                                       weight_decay=beta, eta=eta)
     assert abs(float(out_lam) - lam) <= 1e-12 * lam
@@ -73,7 +73,7 @@ def test_v3_as_printed_has_no_eta_and_uses_gamma_t_plus_one():
 def test_lars_step_needs_lr_next_for_gamma_t_plus_one():
     w = np.ones(3)
     with pytest.raises(ValueError, match="lr_next"):
-        lars_step(w, w, w * 0, lr=0.1, momentum=0.9, weight_decay=0.0, eta=0.1,
+        variant_step(w, w, w * 0, lr=0.1, momentum=0.9, weight_decay=0.0, eta=0.1,
                   options=LarsOptions(gamma_index="t+1"))
 
 
@@ -81,7 +81,7 @@ def test_lars_step_does_not_mutate_inputs_and_keeps_float32():
     rng = np.random.default_rng(0)
     w, g, v = (rng.normal(size=(3, 4)).astype(np.float32) for _ in range(3))
     copies = [a.copy() for a in (w, g, v)]
-    w_next, v_next, lam = lars_step(w, g, v, lr=0.1, momentum=0.9, weight_decay=1e-4, eta=0.01)
+    w_next, v_next, lam = variant_step(w, g, v, lr=0.1, momentum=0.9, weight_decay=1e-4, eta=0.01)
     for original, copy in zip((w, g, v), copies):
         np.testing.assert_array_equal(original, copy)
     assert w_next.dtype == v_next.dtype == np.float32
@@ -167,7 +167,7 @@ def test_lars_rejects_mismatched_shapes_naming_the_tensor():
     with pytest.raises(ValueError, match=r"conv1\.w.*\(2, 3\).*\(3, 2\)"):
         opt.step({"conv1.w": np.ones((2, 3))}, {"conv1.w": np.ones((3, 2))})
     with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
-        lars_step(np.ones(2), np.ones(3), np.zeros(2), lr=0.1, momentum=0.9,
+        variant_step(np.ones(2), np.ones(3), np.zeros(2), lr=0.1, momentum=0.9,
                   weight_decay=0.0, eta=0.1)
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lars_ref.optim import PAPER, PRESETS, LarsOptions, lars_step
+from lars_ref.optim import PAPER, PRESETS, LarsOptions, variant_step
 
 # Entries in [-100, 100], with exact zeros but no values so tiny that squaring underflows.
 ENTRY = st.floats(-100.0, 100.0).map(lambda x: 0.0 if abs(x) < 1e-6 else x)
@@ -37,7 +37,7 @@ HYPER = dict(lr=st.floats(1e-3, 10.0), beta=st.one_of(st.just(0.0), st.floats(1e
 def test_step_without_momentum_is_at_most_gamma_eta_norm_w(wgv, gamma, beta, eta):
     """m = 0: ||gamma lam (g + beta w)|| <= gamma eta ||w|| (triangle inequality, [ICLR] Eq. 4)."""
     w, g, v = wgv
-    w_next, _, _ = lars_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta)
+    w_next, _, _ = variant_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta)
     bound = gamma * eta * np.linalg.norm(w)
     # Rounding of L6 (w - v): |fl(w - v) - (w - v)| <= eps/2 |w| per entry, so the measured
     # step may exceed the exact one by up to eps * ||w|| (e.g. w = 1, step 3e-5).
@@ -52,8 +52,8 @@ def test_step_is_invariant_to_gradient_scale_without_weight_decay(wgv, c, gamma,
     """beta = 0 and eps = 0: lam g = eta ||w|| g/||g|| does not change when g -> c g."""
     w, g, v = wgv
     kwargs = dict(lr=gamma, momentum=m, weight_decay=0.0, eta=eta)
-    w1, v1, _ = lars_step(w, g, v, **kwargs)
-    w2, v2, _ = lars_step(w, c * g, v, **kwargs)
+    w1, v1, _ = variant_step(w, g, v, **kwargs)
+    w2, v2, _ = variant_step(w, c * g, v, **kwargs)
     np.testing.assert_allclose(v2, v1, rtol=1e-12, atol=1e-12 * (np.abs(v).max() + 1e-300))
     np.testing.assert_allclose(w2, w1, rtol=1e-12, atol=1e-12 * (np.abs(w).max() + 1e-300))
 
@@ -76,7 +76,7 @@ def expected_lam_on_zero_norm(rule, w_norm, g_norm, beta, eta):
 def test_zero_norm_rules_do_what_their_docs_say(wgv, rule, gamma, beta, eta, m):
     w, g, v = wgv
     options = LarsOptions(zero_norm_rule=rule)
-    w_next, v_next, lam = lars_step(w, g, v, lr=gamma, momentum=m, weight_decay=beta, eta=eta,
+    w_next, v_next, lam = variant_step(w, g, v, lr=gamma, momentum=m, weight_decay=beta, eta=eta,
                                     options=options)
     assert np.all(np.isfinite(w_next)) and np.all(np.isfinite(v_next)) and np.isfinite(lam)
     expected = expected_lam_on_zero_norm(rule, np.linalg.norm(w), np.linalg.norm(g), beta, eta)
@@ -94,7 +94,7 @@ def test_zero_norm_rules_do_what_their_docs_say(wgv, rule, gamma, beta, eta, m):
        HYPER["m"])
 def test_every_preset_stays_finite_on_zero_norms(wgv, name, gamma, beta, eta, m):
     w, g, v = wgv
-    w_next, v_next, lam = lars_step(w, g, v, lr=gamma, momentum=m, weight_decay=beta, eta=eta,
+    w_next, v_next, lam = variant_step(w, g, v, lr=gamma, momentum=m, weight_decay=beta, eta=eta,
                                     options=PRESETS[name].options, lr_next=gamma / 2,
                                     lr_prev=gamma * 2)
     assert np.all(np.isfinite(w_next)) and np.all(np.isfinite(v_next)) and np.isfinite(lam)
@@ -105,7 +105,7 @@ def test_every_preset_stays_finite_on_zero_norms(wgv, name, gamma, beta, eta, m)
 def test_trust_ratio_clip_caps_the_effective_rate_at_gamma(wgv, gamma, beta, eta):
     """apex LARC clip: effective per-tensor rate gamma * min(lam/gamma, 1) = min(lam, gamma)."""
     w, g, v = wgv
-    _, _, lam = lars_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta)
-    _, _, clipped = lars_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta,
+    _, _, lam = variant_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta)
+    _, _, clipped = variant_step(w, g, v, lr=gamma, momentum=0.0, weight_decay=beta, eta=eta,
                               options=PAPER.replace(trust_ratio_clip=True))
     assert gamma * float(clipped) == pytest.approx(min(float(lam), gamma), rel=1e-12, abs=1e-300)

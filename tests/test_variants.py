@@ -2,8 +2,8 @@
 
 Implementations that cannot be installed on a CPU-only Python 3.11 (apex, torchlars,
 Lightning Bolts, TF, MXNet, Caffe, the NUS-HPC script, Barlow Twins) are re-stated
-below in plain NumPy, written from their source code as summarised in
-research/lars-implementations.md, NOT from LarsOptions. optax, pytorch-optimizer
+below in plain NumPy, written from their source code (repository and file in each
+preset, docs/variants.md), NOT from LarsOptions. optax, pytorch-optimizer
 (and timm, when installed) are checked live in test_optim_crosscheck.py.
 """
 import pathlib
@@ -85,6 +85,17 @@ def torchlars(name, p, g, state, t):
     wn, gn = norm(p), norm(g)
     r = ratio_or_one(wn, gn, lambda: wn / (gn + BETA * wn + 1e-8) * ETA)
     torch_sgd_momentum(p, (g + BETA * p) * r, state, LRS[t])
+
+
+def timm(trust_clip):
+    """timm/optim/lars.py (1.0.31): adapted only where weight decay != 0 (here always)."""
+    def update(name, p, g, state, t):
+        wn, gn, lr = norm(p), norm(g), LRS[t]
+        r = ratio_or_one(wn, gn, lambda: ETA * wn / (gn + wn * BETA + 1e-8))
+        if trust_clip:
+            r = min(r / lr, 1.0)
+        torch_sgd_momentum(p, (g + BETA * p) * r, state, lr)
+    return update
 
 
 def lightning_bolts(name, p, g, state, t):
@@ -172,7 +183,8 @@ def nus_hpc(name, p, g, state, t):
 
 RESTATEMENTS = {
     "apex_larc_clip": apex_larc(clip=True), "apex_larc_scale": apex_larc(clip=False),
-    "torchlars": torchlars, "lightning_bolts": lightning_bolts, "barlow_twins": barlow_twins,
+    "torchlars": torchlars, "timm": timm(trust_clip=False),
+    "timm_trust_clip": timm(trust_clip=True), "lightning_bolts": lightning_bolts, "barlow_twins": barlow_twins,
     "tf_model_garden": tf_model_garden(False), "simclr": tf_model_garden(True),
     "tf_contrib": tf_contrib, "mlperf": mlperf, "nvidia_mxnet": nvidia_mxnet,
     "nvcaffe_2017": nvcaffe(2017), "nvcaffe_2018": nvcaffe(2018), "nus_hpc": nus_hpc,

@@ -12,16 +12,15 @@
 
 Example
 -------
->>> from lars_ref.crosscheck import check, format_report, lars_ref_adapter
->>> report = check(lars_ref_adapter("timm"))
+>>> from lars_ref.crosscheck import LarsRefAdapter, check
+>>> report = check(LarsRefAdapter("timm"))
 >>> report.matches
 ['timm']
 
 Introduced in ``notebooks/04_which_lars_is_mine.ipynb``.
 """
 from lars_ref.crosscheck.adapters import (LarsRefAdapter, OptaxAdapter, TorchAdapter,
-                                          lars_ref_adapter, optax_adapter,
-                                          pytorch_optimizer_adapter, torch_adapter)
+                                          pytorch_optimizer_adapter)
 from lars_ref.crosscheck.cases import CASES, Case, TensorSpec, get_case
 from lars_ref.crosscheck.checker import (EQUIVALENT_PRESETS, MATCH_TOLERANCE, CheckReport, Fit,
                                          check)
@@ -34,7 +33,6 @@ __all__ = [
     "CASES", "Case", "TensorSpec", "get_case",
     "check", "CheckReport", "Fit", "MATCH_TOLERANCE", "EQUIVALENT_PRESETS", "format_report",
     "AdapterError", "replay",
-    "lars_ref_adapter", "optax_adapter", "pytorch_optimizer_adapter", "torch_adapter",
-    "LarsRefAdapter", "OptaxAdapter", "TorchAdapter",
+    "LarsRefAdapter", "OptaxAdapter", "TorchAdapter", "pytorch_optimizer_adapter",
     "write_vectors", "load_vectors", "ReferenceSet", "ReferenceFileError", "arrays_sha256",
 ]

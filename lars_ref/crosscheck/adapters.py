@@ -14,6 +14,7 @@ import inspect
 import numpy as np
 
 from lars_ref.crosscheck.reference import build_for_case
+from lars_ref.optim.variants import get_preset
 
 ETA_NAMES = ("trust_coefficient", "trust_coeff", "trust_coef", "eta", "eeta")
 """Keyword names foreign LARS constructors use for the trust coefficient eta."""
@@ -37,7 +38,6 @@ class LarsRefAdapter:
     def reset(self, case, init_params):
         options = None
         if self.overrides:
-            from lars_ref.optim import get_preset
             options = get_preset(self.preset).options.replace(**self.overrides)
         preset = None if options is not None else self.preset
         self.optimizer = build_for_case(case, preset=preset, options=options)
@@ -103,10 +103,6 @@ def default_hyper_names(optimizer_class) -> dict:
     return names
 
 
-def torch_adapter(optimizer_class, **kwargs) -> TorchAdapter:
-    """``TorchAdapter(optimizer_class, **kwargs)``: wrap any plain PyTorch optimizer class."""
-    return TorchAdapter(optimizer_class, **kwargs)
-
 
 def pytorch_optimizer_adapter(**kwargs) -> TorchAdapter:
     """pytorch-optimizer's ``LARS`` (kozistr), dampening 0, no Nesterov, per-tensor path."""
@@ -164,13 +160,3 @@ class OptaxAdapter:
         grads = {name: jnp.asarray(g, dtype=jnp.float64) for name, g in grads.items()}
         self.params, self.state = self.one_step(self.params, self.state, grads)
         return {name: np.asarray(w) for name, w in self.params.items()}
-
-
-def optax_adapter(**kwargs) -> OptaxAdapter:
-    """``OptaxAdapter(**kwargs)``: ``optax.lars`` on the case's hyperparameters."""
-    return OptaxAdapter(**kwargs)
-
-
-def lars_ref_adapter(preset: str, **overrides) -> LarsRefAdapter:
-    """``LarsRefAdapter(preset, **overrides)``: lars_ref's own LARS as a preset."""
-    return LarsRefAdapter(preset, **overrides)

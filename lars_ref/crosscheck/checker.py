@@ -31,7 +31,7 @@ from lars_ref.crosscheck.cases import CASES
 from lars_ref.crosscheck.reference import build_for_case, iterate_optimizer, run_case
 from lars_ref.crosscheck.replay import AdapterError, adapter_name, as_adapter, replay
 from lars_ref.crosscheck.toggles import Toggle, single_toggles
-from lars_ref.optim import PRESETS
+from lars_ref.optim.variants import PRESETS
 
 MATCH_TOLERANCE = 1e-9
 PAPER_PRESET = "paper_iclr"   # Algorithm 1 as the authors ran it: the base of explanations

@@ -53,14 +53,14 @@ def resolve_adapter(spec: str):
     """Turn an ``--adapter`` string into an adapter (see :data:`ADAPTER_HELP`)."""
     from lars_ref.crosscheck import adapters
     if spec.startswith("preset:"):
-        return adapters.lars_ref_adapter(spec.split(":", 1)[1])
+        return adapters.LarsRefAdapter(spec.split(":", 1)[1])
     if spec == "optax":
-        return adapters.optax_adapter()
+        return adapters.OptaxAdapter()
     if spec == "pytorch-optimizer":
         return adapters.pytorch_optimizer_adapter()
     if spec.startswith("torch:"):
         module_name, _, class_name = spec.split(":", 1)[1].rpartition(".")
-        return adapters.torch_adapter(getattr(importlib.import_module(module_name), class_name))
+        return adapters.TorchAdapter(getattr(importlib.import_module(module_name), class_name))
     if ":" in spec:
         module_name, attribute = spec.split(":", 1)
         return getattr(importlib.import_module(module_name), attribute)

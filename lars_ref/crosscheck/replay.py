@@ -44,7 +44,7 @@ class FactoryAdapter:
 
     def __init__(self, make, name: str | None = None):
         self.make = make
-        self.name = name or getattr(make, "__name__", type(make).__name__)
+        self.name = name or adapter_name(make)
         self._step = None
 
     def reset(self, case: Case, init_params: dict) -> None:
@@ -69,8 +69,9 @@ def as_adapter(adapter, name: str | None = None):
 
 
 def adapter_name(adapter) -> str:
-    """A readable name: ``adapter.name``, else the class or function name."""
-    return str(getattr(adapter, "name", None) or type(adapter).__name__)
+    """A readable name: ``adapter.name``, else a function's own name, else the class name."""
+    return str(getattr(adapter, "name", None) or getattr(adapter, "__name__", None)
+               or type(adapter).__name__)
 
 
 def _where(case: Case, t: int | None) -> str:

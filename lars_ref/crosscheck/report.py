@@ -11,7 +11,7 @@ from lars_ref.crosscheck.cases import CASES
 from lars_ref.crosscheck.checker import PAPER_PRESET, CheckReport, Fit, compare_weights
 from lars_ref.crosscheck.reference import run_case
 from lars_ref.crosscheck.toggles import describe_option
-from lars_ref.optim import PRESETS
+from lars_ref.optim.variants import PRESETS
 
 
 def option_shows(option: str, value, cases=CASES, tol: float = 1e-9):

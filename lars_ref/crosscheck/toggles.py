@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lars_ref.optim import PAPER, PRESETS, LarsOptions, option_names
+from lars_ref.optim.variants import PAPER, PRESETS, LarsOptions, option_names
 
 OPTION_LINES = {
     "eta_in_local_lr": ("L4", "eta in the local LR"),

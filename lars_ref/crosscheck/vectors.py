@@ -34,7 +34,7 @@ import lars_ref
 from lars_ref.crosscheck.cases import CASES, Case, schedule_description
 from lars_ref.crosscheck.reference import Trajectory, run_case
 from lars_ref.crosscheck.storage import ReferenceFileError, arrays_sha256, read_npz, write_npz
-from lars_ref.optim import PRESETS
+from lars_ref.optim.variants import PRESETS
 
 FORMAT = "lars_ref-crosscheck-vectors/1"
 KEY_LAYOUT = {
@@ -60,17 +60,6 @@ def trajectory_arrays(case: Case, trajectory: Trajectory) -> dict:
         arrays[f"v/{name}"] = np.stack([v[name] for v in trajectory.buffers])
         arrays[f"local_lr/{name}"] = np.array([lam[name] for lam in trajectory.local_lrs])
     return arrays
-
-
-def arrays_to_trajectory(arrays: dict, tensor_names) -> Trajectory:
-    """Rebuild a :class:`Trajectory` from the npz key layout (inverse of the above)."""
-    num_steps = len(arrays["gamma"]) - 1
-    weights = [{n: arrays[f"w0/{n}"] for n in tensor_names}]
-    weights += [{n: arrays[f"w/{n}"][t] for n in tensor_names} for t in range(num_steps)]
-    buffers = [{n: arrays[f"v/{n}"][t] for n in tensor_names} for t in range(num_steps)]
-    local_lrs = [{n: float(arrays[f"local_lr/{n}"][t]) for n in tensor_names}
-                 for t in range(num_steps)]
-    return Trajectory(tuple(weights), tuple(buffers), tuple(local_lrs))
 
 
 def case_manifest(case: Case) -> dict:
@@ -148,11 +137,6 @@ class ReferenceSet:
         """The arrays of ``<preset>/<case>.npz``, after checking their content hash."""
         entry = self.entry(preset, case)
         return read_npz(self.root / entry["path"], entry["sha256_arrays"])
-
-    def trajectory(self, preset: str, case: str) -> Trajectory:
-        """The stored trajectory as a :class:`Trajectory` (hash-checked)."""
-        names = list(self.manifest["cases"][case]["tensors"])
-        return arrays_to_trajectory(self.arrays(preset, case), names)
 
     def verify_all(self) -> int:
         """Check every file's content hash; return how many were checked."""

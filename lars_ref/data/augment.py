@@ -12,7 +12,7 @@ All functions take NCHW arrays ``x: (N, C, H, W)``, never modify them, draw
 randomness only from the ``numpy.random.Generator`` they are given, and are
 vectorised over the batch (no loop over images).
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

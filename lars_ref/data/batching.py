@@ -8,13 +8,12 @@ batch, so ``(seed, epoch, position)`` *is* the complete state: a run restored
 from :meth:`BatchIterator.state_dict` continues with exactly the batches, and
 the augmentations, that the uninterrupted run would have produced.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 
 import numpy as np
 
-from lars_ref.backend import to_device
 from lars_ref.data.errors import DataError
 
 SHUFFLE_STREAM = 0  # first word after the seed: which random stream
@@ -125,14 +124,3 @@ class BatchIterator:
                             f"position={position} is not the start of a batch "
                             f"(B={B}, {len(self)} batches per epoch)")
         self.epoch, self.position = epoch, position
-
-
-def batch_to_device(batch, xp):
-    """Move a host batch ``(x_batch, y_batch)`` to the array backend ``xp``.
-
-    Returns
-    -------
-    (x_batch, y_batch) as ``xp`` arrays (no copy when ``xp`` is NumPy).
-    """
-    x_batch, y_batch = batch
-    return to_device(x_batch, xp), to_device(y_batch, xp)

@@ -12,7 +12,7 @@ directory: ``$LARS_REF_CACHE``, or ``~/.cache/lars_ref``. Each is written to a
 temporary file in the same folder and renamed with ``os.replace``, so a crash
 never leaves a half-written entry under the real name.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ batches ``data_batch_1..5`` and one ``test_batch`` of 10000 images each, plus
 Pickle can run code while loading, so batches are read with an unpickler that
 only accepts plain containers and NumPy arrays, after their md5 is checked.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

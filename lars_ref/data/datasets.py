@@ -11,7 +11,7 @@ Every loader returns host NumPy arrays in one shape convention:
 Scaling and normalisation are left to :mod:`lars_ref.data.augment`, computed on
 the training split only.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Python rather than decoding pixels, so the loop below is as lean as Pillow
 allows: the format is named from the file suffix (no probing of every other
 format) and each image is written straight into one preallocated array.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ uint8 values in C order::
 so the magic number (bytes 0-3 as one integer) is 2051 for the image files
 (ubyte, 3 dimensions: N, 28, 28) and 2049 for the label files (ubyte, 1: N).
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ the images were re-encoded as JPEG at quality about 75, so its pixels are NOT
 the original CIFAR-10 pixels and the original sample order is lost. Accuracy
 on it is close to, but not comparable with, published CIFAR-10 numbers.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ image_folder    data_dir itself: <split>/<class>/*.png|jpg   any one size
 The data directory is ``data_dir`` or else ``$LARS_REF_DATA``; ``image_folder``
 takes the root folder (or .tar) itself as ``data_dir``.
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Folder layout under the data directory (``data_dir`` or ``$LARS_REF_DATA``)::
     cifar10/        cifar-10-python.tar.gz  or  cifar-10-batches-py/
     cifar10-jpg/    CIFAR-10-images.tar  or  CIFAR-10-images/{train,test}/<class>/
 
-Introduced in ``notebooks/01_data.ipynb``.
+Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
 from __future__ import annotations
 

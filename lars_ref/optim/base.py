@@ -1,4 +1,4 @@
-"""What SGD and LARS share: input checks, the L2 norm, and the named-tensor step loop.
+"""What SGD and LARS share: the L2 norm, the tensor checks and the named-tensor step loop.
 
 The optimizer contract (``docs/architecture.md``, "Optimizers"): ``opt.step(params,
 grads)`` on two dicts ``{dotted_name: array}`` writes the new weights in place and
@@ -12,11 +12,10 @@ Introduced in ``notebooks/02_lars_algorithm1.ipynb``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lars_ref.backend import get_xp, to_device, to_numpy
+from lars_ref.checks import check_lr
 from lars_ref.optim.schedules import as_schedule
 
 
@@ -35,33 +34,7 @@ def l2_norm(x):
     return xp.sqrt(xp.vdot(x, x))
 
 
-# --- hyperparameter and input checks (host values only) ------------------------------
-def check_lr(value, name: str = "lr", *, allow_zero: bool = True) -> None:
-    """A global LR must be finite and >= 0 (> 0 where ``allow_zero`` is False)."""
-    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite learning rate {bound}, got {name}={value}")
-
-
-def check_momentum(momentum) -> None:
-    """Momentum m must lie in [0, 1)."""
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum m must be in [0, 1), got momentum={momentum}")
-
-
-def check_weight_decay(weight_decay) -> None:
-    """Weight decay beta must be finite and >= 0."""
-    if not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight decay beta must be >= 0, got weight_decay={weight_decay}")
-
-
-def check_eta(eta) -> None:
-    """The LARS trust coefficient eta must be finite and > 0."""
-    if not (math.isfinite(eta) and eta > 0):
-        raise ValueError(f"trust coefficient eta must be > 0, got eta={eta}")
-
-
+# --- the tensor contract (shapes and dtypes; hyperparameters: lars_ref.checks) ---------
 def check_tensors(name: str, w, g, v=None) -> None:
     """w, g (and the buffer v) must share one shape and one floating dtype."""
     if w.shape != g.shape:
@@ -94,7 +67,7 @@ class NamedTensorOptimizer:
 
     def __init__(self, lr, *, record_stats: bool = True):
         if not callable(lr):
-            check_lr(float(lr), allow_zero=False)
+            check_lr(float(lr), positive=True)
         self.schedule = as_schedule(lr)
         self.t = 0
         self.state = {"v": {}}

@@ -1,7 +1,9 @@
 """SGD with momentum and weight decay, in the paper's form and in PyTorch's form.
 
 Paper: You, Gitman, Ginsburg (2017), Algorithm 1 with lam = 1 (no LARS), i.e. the
-baselines of Table 1: ``v <- m v + gamma_t (g + beta w); w <- w - v``.
+baselines of Table 1: ``v <- m v + gamma_t (g + beta w); w <- w - v``. Both forms are
+one call: the paper form to :mod:`lars_ref.optim.algorithm1`, the PyTorch form (and
+dampening, Nesterov) to the variant engine, each with lam = 1.
 
 Two forms, selected by ``form``:
 
@@ -30,15 +32,23 @@ Introduced in ``notebooks/02_lars_algorithm1.ipynb``.
 from __future__ import annotations
 
 from lars_ref.backend import get_xp
-from lars_ref.optim.base import (NamedTensorOptimizer, check_lr, check_momentum, check_tensors,
-                                 check_weight_decay)
+from lars_ref.checks import (check_choice, check_dampening, check_lr, check_momentum,
+                             check_weight_decay)
+from lars_ref.optim.algorithm1 import lars_step
+from lars_ref.optim.base import NamedTensorOptimizer, check_tensors
+from lars_ref.optim.variants.engine import variant_step
+from lars_ref.optim.variants.options import PAPER
 
 SGD_FORMS = ("paper", "pytorch")
 
 
 def sgd_step(w, g, v, *, lr, momentum, weight_decay, form="paper", dampening=0.0,
-             nesterov=False, first_step=False):
+             nesterov=False, first_step=False, checked=True):
     """One momentum-SGD update of one tensor (pure; inputs untouched).
+
+    The paper form is Algorithm 1 with lam = 1 (:func:`lars_ref.optim.algorithm1.lars_step`
+    with ``eta=None``); the PyTorch form, dampening and Nesterov are the variant engine's
+    switches with lam = 1 (``adapt=False``).
 
     Parameters
     ----------
@@ -56,38 +66,36 @@ def sgd_step(w, g, v, *, lr, momentum, weight_decay, form="paper", dampening=0.0
         Step with ``m * v_{t+1} + increment`` instead of ``v_{t+1}``.
     first_step : bool
         True at t = 0; the PyTorch form then sets the buffer to ``u`` (no dampening).
+    checked : bool
+        Check the arguments (the :class:`SGD` class checks once and passes False).
 
     Returns
     -------
     w_next, v_next : array, the shape and dtype of ``w``
     local_lr : 0-d array, always 1 (no layer-wise adaptation)
     """
-    _check_sgd_arguments(w, g, v, lr, momentum, weight_decay, form, dampening, nesterov)
-    xp, m, beta, gamma_t = get_xp(w, g, v), momentum, weight_decay, lr
-    u = g + beta * w if beta != 0.0 else g                      # g_t + beta w_t
-    increment = gamma_t * u if form == "paper" else u           # LR inside / outside
-    if m == 0.0 or (first_step and form == "pytorch"):          # PyTorch: buf = clone(u)
-        v_next = increment
+    if checked:
+        check_tensors("w", w, g, v)
+        check_lr(lr, "lr (gamma_t)")
+        check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
+    if form == "paper" and dampening == 0.0 and not nesterov:
+        w_next, v_next, _ = lars_step(w, g, v, gamma_t=lr, m=momentum, beta=weight_decay,
+                                      eta=None)
     else:
-        v_next = m * v + (increment if dampening == 0.0 else (1.0 - dampening) * increment)
-    step = m * v_next + increment if nesterov else v_next
-    w_next = w - step if form == "paper" else w - gamma_t * step
-    return w_next, v_next, xp.ones((), dtype=w.dtype)
+        options = PAPER.replace(global_lr_in_buffer=(form == "paper"), dampening=dampening,
+                                buffer_starts_as_copy=(form == "pytorch"), nesterov=nesterov)
+        w_next, v_next, _ = variant_step(w, g, v, lr=lr, momentum=momentum,
+                                         weight_decay=weight_decay, eta=1.0, options=options,
+                                         first_step=first_step, adapt=False, checked=False)
+    return w_next, v_next, get_xp(w).ones((), dtype=w.dtype)
 
 
-def _check_sgd_arguments(w, g, v, lr, momentum, weight_decay, form, dampening, nesterov):
-    check_tensors("w", w, g, v)
-    check_lr(lr, "lr (gamma_t)")
-    _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
-
-
-def _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov):
+def check_sgd_settings(momentum, weight_decay, form, dampening, nesterov) -> None:
+    """The hyperparameters of :class:`SGD` (host values), checked once."""
     check_momentum(momentum)
     check_weight_decay(weight_decay)
-    if form not in SGD_FORMS:
-        raise ValueError(f"form must be one of {SGD_FORMS}, got form={form!r}")
-    if not 0.0 <= dampening <= 1.0:
-        raise ValueError(f"dampening must be in [0, 1], got dampening={dampening}")
+    check_choice(form, SGD_FORMS, "form")
+    check_dampening(dampening)
     if nesterov and (momentum == 0.0 or dampening != 0.0):
         raise ValueError(f"nesterov needs momentum > 0 and dampening = 0, "
                          f"got momentum={momentum}, dampening={dampening}")
@@ -123,7 +131,7 @@ class SGD(NamedTensorOptimizer):
                  form: str = "paper", dampening: float = 0.0, nesterov: bool = False,
                  record_stats: bool = True):
         super().__init__(lr, record_stats=record_stats)
-        _check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
+        check_sgd_settings(momentum, weight_decay, form, dampening, nesterov)
         self.momentum, self.weight_decay, self.form = float(momentum), float(weight_decay), form
         self.dampening, self.nesterov = float(dampening), bool(nesterov)
         self._gamma_t = None
@@ -135,7 +143,7 @@ class SGD(NamedTensorOptimizer):
         return sgd_step(w, g, v, lr=self._gamma_t, momentum=self.momentum,
                         weight_decay=self.weight_decay, form=self.form,
                         dampening=self.dampening, nesterov=self.nesterov,
-                        first_step=(self.t == 0))
+                        first_step=(self.t == 0), checked=False)
 
     def __repr__(self):
         return f"SGD(m={self.momentum}, beta={self.weight_decay}, form={self.form!r})"

@@ -1,18 +1,22 @@
-"""The options of :func:`lars_ref.optim.lars.lars_step`: every known departure from Algorithm 1.
+"""The 21 switches of the variant engine: every known departure from Algorithm 1.
 
 The defaults are the paper as the authors ran it ([ICLR] text and their NVCaffe
 code): eta in line L4, gamma_t in line L5, no epsilon, no zero-norm fallback, no
 clipping, no exclusions, the global LR inside the momentum buffer. Every other
 value is a ``DEVIATION`` documented in ``docs/algorithm1.md`` (what it means) and
-``docs/variants.md`` (which public implementation uses it).
+``docs/variants.md`` (which public implementation uses it). With the defaults the
+engine (:mod:`lars_ref.optim.variants.engine`) computes exactly what
+:mod:`lars_ref.optim.algorithm1` computes, bit for bit (``tests/test_algorithm1.py``).
 
-Introduced in ``notebooks/02_lars_algorithm1.ipynb``.
+Introduced in ``notebooks/04_which_lars_is_mine.ipynb``.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
+
+from lars_ref.checks import check_choice, check_dampening
 
 GAMMA_INDICES = ("t", "t+1")
 TRUST_DENOMINATORS = ("grad_norm_plus_decay", "decayed_grad_norm", "grad_norm")
@@ -108,13 +112,12 @@ class LarsOptions:
     grad_clamp: float | None = None
 
     def __post_init__(self):
-        _check_choice("gamma_index", self.gamma_index, GAMMA_INDICES)
-        _check_choice("trust_denominator", self.trust_denominator, TRUST_DENOMINATORS)
-        _check_choice("zero_norm_rule", self.zero_norm_rule, ZERO_NORM_RULES)
+        check_choice(self.gamma_index, GAMMA_INDICES, "gamma_index")
+        check_choice(self.trust_denominator, TRUST_DENOMINATORS, "trust_denominator")
+        check_choice(self.zero_norm_rule, ZERO_NORM_RULES, "zero_norm_rule")
         if not math.isfinite(self.eps) or self.eps < 0:
             raise ValueError(f"eps must be a finite number >= 0, got eps={self.eps}")
-        if not 0.0 <= self.dampening <= 1.0:
-            raise ValueError(f"dampening must be in [0, 1], got dampening={self.dampening}")
+        check_dampening(self.dampening)
         for name in ("trust_ratio_max", "grad_clamp"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -149,26 +152,20 @@ def option_names() -> tuple:
     return tuple(f.name for f in dataclasses.fields(LarsOptions))
 
 
-def tensor_rules(name: str, ndim: int, weight_decay: float, options: LarsOptions):
-    """Resolve the name/rank exclusions for one tensor: ``(adapt, beta)``.
+def resolve_exclusions(name: str, ndim: int, weight_decay: float, options: LarsOptions):
+    """Apply the name/rank exclusions to one tensor: ``(adapt, beta)``.
 
     ``adapt`` is False when the tensor is excluded from layer adaptation (lam = 1);
     ``beta`` is 0.0 when it is excluded from weight decay, else ``weight_decay``.
     Decided on the host from the name and rank only, never from array values.
     """
-    o = options
-    no_decay = (any(re.search(p, name) for p in o.exclude_from_weight_decay)
-                or (o.exclude_1d_from_weight_decay and ndim <= 1))
+    no_decay = (any(re.search(pattern, name) for pattern in options.exclude_from_weight_decay)
+                or (options.exclude_1d_from_weight_decay and ndim <= 1))
     beta = 0.0 if no_decay else float(weight_decay)
-    no_adapt = (any(re.search(p, name) for p in o.exclude_from_adaptation)
-                or (o.exclude_1d_from_adaptation and ndim <= 1)
-                or (o.adapt_only_with_weight_decay and beta == 0.0))
+    no_adapt = (any(re.search(pattern, name) for pattern in options.exclude_from_adaptation)
+                or (options.exclude_1d_from_adaptation and ndim <= 1)
+                or (options.adapt_only_with_weight_decay and beta == 0.0))
     return (not no_adapt), beta
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 PAPER = LarsOptions()
