@@ -237,8 +237,8 @@ def _named_in(path: str, name: str) -> bool:
 def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
     """Every file, function, notebook or test the map names that does not exist.
 
-    A code reference ``path.py::name`` is looked up under ``lars_ref/``, a test
-    ``test_x.py::test_y`` under ``tests/``, a notebook number ``NN`` as
+    A code reference ``path.py::name`` is looked up under ``lars_ref/`` (a bare
+    file name in any of its folders), a test ``test_x.py::test_y`` under ``tests/``, a notebook number ``NN`` as
     ``notebooks/NN_*.ipynb``. Returns the references not found (empty: the map
     is true).
     """
@@ -247,8 +247,9 @@ def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
         for cell, folder in ((row["code"], "lars_ref"), (row["tests"], "tests")):
             for ref in re.findall(r"`([^`]+\.py(?:::[\w.]+)?)`", cell):
                 file_name, _, name = ref.partition("::")
-                path = os.path.join(root, folder, file_name)
-                if not os.path.exists(path) or (name and not _named_in(path, name)):
+                paths = glob.glob(os.path.join(root, folder, file_name)) or glob.glob(
+                    os.path.join(root, folder, "**", file_name), recursive=True)
+                if not paths or (name and not any(_named_in(p, name) for p in paths)):
                     missing.append(ref)
         for number in re.findall(r"\b(\d\d)\b", row["notebook"]):
             if not glob.glob(os.path.join(root, "notebooks", f"{number}_*.ipynb")):

@@ -129,6 +129,13 @@ def test_built_site_loads_nothing_from_another_host(built_site):
         assert f'src="../../{script}"' in page, script
 
 
+def test_every_docs_page_and_notebook_is_in_the_site_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
+    pages += [f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")]
+    assert [p for p in sorted(pages) if f": {p}" not in nav] == []
+
+
 def test_offline_check_catches_a_cdn_script_a_font_and_a_stylesheet(tmp_path):
     (tmp_path / "page.html").write_text(
         '<html><head><script src="https://cdn.example.org/mathjax.js"></script>'
