@@ -1,4 +1,4 @@
-"""MkDocs hook of the documentation site (``hooks:`` in ``mkdocs.yml``): keep it offline.
+"""MkDocs hook of the documentation site (``hooks:`` in ``mkdocs.yml``): no network.
 
 mkdocs-jupyter renders notebooks with nbconvert's template, which adds a MathJax
 loader and a Mermaid loader that import from a CDN. The site renders math with

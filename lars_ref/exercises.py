@@ -68,8 +68,9 @@ def is_test_cell(cell) -> bool:
 
 def _replace_regions(source: str, begin: str, end: str, stub: str | None) -> str:
     """Replace each ``begin`` .. ``end`` block (markers included) by ``stub``."""
-    pattern = re.compile(rf"^([ \t]*){re.escape(begin)}.*?^[ \t]*{re.escape(end)}[ \t]*\n?",
-                         re.DOTALL | re.MULTILINE)
+    pattern = re.compile(
+        rf"^([ \t]*){re.escape(begin)}.*?^[ \t]*{re.escape(end)}[ \t]*\n?",
+        re.DOTALL | re.MULTILINE)
 
     def replace(match):
         if stub is None:

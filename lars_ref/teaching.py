@@ -127,9 +127,10 @@ def output_of(model, x, layer: str, train: bool = True):
 
 def scale_invariance(model_name: str, layer: str, factor: float, x, y, seed=0,
                      probe: str = "conv2", bn_eps=None):
-    """Scale ``layer.w`` and ``layer.b`` by ``factor``; compare a later output and ||grad||.
+    """Scale ``layer.w`` and ``layer.b`` by ``factor``; compare an output and ||grad||.
 
-    Returns ``(||out_after - out_before|| / ||out_before||, ||g_after|| / ||g_before||)``
+    Returns ``(||out_after - out_before|| / ||out_before||,
+    ||g_after|| / ||g_before||)``
     with ``out`` the output of the child ``probe`` and ``g`` the gradient of
     ``layer.w``, in training mode. For conv1 of AlexNet-BN the ReLU and max-pool
     pass the factor through and the BN at conv2's input removes it, so conv2's
@@ -218,7 +219,10 @@ MAP_PATH = os.path.join(REPO_ROOT, "docs", "paper_map.md")
 
 
 def paper_map_rows(path: str = MAP_PATH) -> list:
-    """The rows of ``docs/paper_map.md``'s table: ``{"paper", "code", "notebook", "tests"}``."""
+    """The rows of ``docs/paper_map.md``'s table as dicts.
+
+    Keys: the table's header, ``paper``, ``code``, ``notebook``, ``tests``.
+    """
     with open(path, encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -238,9 +242,9 @@ def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
     """Every file, function, notebook or test the map names that does not exist.
 
     A code reference ``path.py::name`` is looked up under ``lars_ref/`` (a bare
-    file name in any of its folders), a test ``test_x.py::test_y`` under ``tests/``, a notebook number ``NN`` as
-    ``notebooks/NN_*.ipynb``. Returns the references not found (empty: the map
-    is true).
+    file name in any of its folders), a test ``test_x.py::test_y`` under
+    ``tests/``, a notebook number ``NN`` as ``notebooks/NN_*.ipynb``. Returns
+    the references not found (empty: the map is true).
     """
     missing = []
     for row in rows:
@@ -258,6 +262,8 @@ def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
 
 
 __all__ = ["DemoRun", "SweepRow", "TRAINS_AT", "batch_sweep", "digits", "epoch_means",
-           "he_init", "largest_trained_lr", "lr_sweep", "mean_over_workers", "mean_top1",
+           "he_init", "largest_trained_lr", "lr_sweep", "mean_over_workers",
+           "mean_top1",
            "missing_map_targets", "paper_map_rows",
-           "normalised_digits_batch", "output_of", "scale_invariance", "worker_gradients"]
+           "normalised_digits_batch", "output_of", "scale_invariance",
+           "worker_gradients"]

@@ -122,16 +122,18 @@ def test_built_site_loads_nothing_from_another_host(built_site):
     site, _ = built_site
     assert external_loads(site) == []
     katex = site / "assets" / "katex"
-    assert (katex / "katex.min.js").is_file() and list((katex / "fonts").glob("*.woff2"))
+    assert (katex / "katex.min.js").is_file()
+    assert list((katex / "fonts").glob("*.woff2"))
     page = (site / "notebooks/00_start_here/index.html").read_text("utf-8")
-    for script in ("assets/katex/katex.min.js", "assets/katex/contrib/auto-render.min.js",
-                   "assets/katex-init.js"):
+    for script in ("assets/katex/katex.min.js", "assets/katex-init.js",
+                   "assets/katex/contrib/auto-render.min.js"):
         assert f'src="../../{script}"' in page, script
 
 
 def test_every_docs_page_and_notebook_is_in_the_site_navigation():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
+    docs = ROOT / "docs"
+    pages = [p.relative_to(docs).as_posix() for p in docs.rglob("*.md")]
     pages += [f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")]
     assert [p for p in sorted(pages) if f": {p}" not in nav] == []
 

@@ -69,8 +69,8 @@ def test_student_copy_removes_solutions_hidden_tests_and_outputs():
 
 
 def test_replace_regions_keeps_the_indentation_and_the_code_around():
-    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    y = x\n    ### END SOLUTION\n" \
-             "    return y"
+    source = ("def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    y = x\n"
+              "    ### END SOLUTION\n    return y")
     assert exercises._replace_regions(source, exercises.BEGIN_SOLUTION,
                                       exercises.END_SOLUTION, exercises.STUB) == (
         "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
@@ -112,7 +112,8 @@ def test_partly_solved_copy_gets_exactly_its_partial_score(tmp_path):
     scores = exercises.grade_notebook(path)
     assert _points(scores) == {"im2col": 2, "conv_backward": 0, "batchnorm_backward": 3}
     assert sum(s.points for s in scores) == 5
-    assert "NotImplementedError" in {s.exercise: s.error for s in scores}["conv_backward"]
+    errors = {s.exercise: s.error for s in scores}
+    assert "NotImplementedError" in errors["conv_backward"]
 
 
 def test_grading_a_notebook_with_an_unknown_name_is_one_error_line(tmp_path, capsys):

@@ -25,20 +25,21 @@ def test_map_check_reports_a_missing_file_function_test_and_notebook():
 
 
 def test_largest_trained_lr_uses_the_mean_over_seeds():
-    rows = [teaching.SweepRow("m", 0, 0.1, 0.9, False), teaching.SweepRow("m", 1, 0.1, 0.8, False),
-            teaching.SweepRow("m", 0, 0.2, 0.9, False), teaching.SweepRow("m", 1, 0.2, 0.0, True),
-            teaching.SweepRow("n", 0, 0.4, 0.9, False)]
+    row = teaching.SweepRow
+    rows = [row("m", 0, 0.1, 0.9, False), row("m", 1, 0.1, 0.8, False),
+            row("m", 0, 0.2, 0.9, False), row("m", 1, 0.2, 0.0, True),
+            row("n", 0, 0.4, 0.9, False)]
     assert teaching.mean_top1(rows, "m") == {0.1: pytest.approx(0.85), 0.2: 0.45}
     assert teaching.largest_trained_lr(rows, "m") == 0.1      # 0.2: mean 45 % < 50 %
     assert teaching.largest_trained_lr(rows, "m", threshold=0.95) is None
 
 
 def test_he_init_draws_weights_with_variance_two_over_fan_in():
-    model = teaching.he_init(build_model("alexnet", num_classes=10, in_shape=(1, 8, 8)), 0)
-    params = dict(model.named_parameters())
-    fc6 = params["fc6.w"]                                     # (fan_in, out) for a Linear
+    model = build_model("alexnet", num_classes=10, in_shape=(1, 8, 8))
+    params = dict(teaching.he_init(model, 0).named_parameters())
+    fc6 = params["fc6.w"]                             # (fan_in, out) for a Linear
     assert abs(fc6.var() * fc6.shape[0] / 2 - 1) < 0.05
-    assert np.all(params["conv2.b"] == 0.1)                   # biases keep the BVLC init
+    assert np.all(params["conv2.b"] == 0.1)           # biases keep the BVLC init
 
 
 def test_workers_average_to_the_micro_batch_gradient_with_bn():
@@ -62,8 +63,8 @@ def test_scale_invariance_holds_for_alexnet_bn_and_not_for_alexnet():
     x, y = teaching.normalised_digits_batch(teaching.digits(), 32)
     x = x.astype(np.float64)
     # with a BN eps of 1e-30 the invariance is exact (float64 rounding only)
-    bn_change, bn_grad_ratio = teaching.scale_invariance("alexnet_bn", "conv1", 3.0, x, y,
-                                                         bn_eps=1e-30)
+    bn_change, bn_grad_ratio = teaching.scale_invariance(
+        "alexnet_bn", "conv1", 3.0, x, y, bn_eps=1e-30)
     lrn_change, _ = teaching.scale_invariance("alexnet", "conv1", 3.0, x, y)
     assert bn_change < 1e-12 and bn_grad_ratio == pytest.approx(1 / 3, rel=1e-10)
     assert lrn_change > 0.5
