@@ -18,20 +18,25 @@ Introduced in ``notebooks/05_alexnet_vs_alexnet_bn.ipynb``.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from typing import NamedTuple
 
 import numpy as np
 
+from lars_ref.checkpoint import load_checkpoint
 from lars_ref.config import TrainConfig
 from lars_ref.data import channel_stats, eval_transform, load_dataset
 from lars_ref.demo import DemoRun, demo_config
+from lars_ref.errors import UserError
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.models import build_model
 from lars_ref.nn import BatchNorm
-from lars_ref.train import train
+from lars_ref.train import checkpoint_path, train
 from lars_ref.train_step import forward_backward
 
 DIGITS_SHAPE, DIGITS_CLASSES = (1, 8, 8), 10
@@ -198,6 +203,49 @@ def mean_over_workers(grads: list) -> dict:
     return {name: sum(g[name] for g in grads) / len(grads) for name in grads[0]}
 
 
+def max_relative_difference(a: dict, b: dict) -> float:
+    """max over tensors of ``max|a - b| / max|b|`` (0 when they are equal)."""
+    return max(float(np.abs(a[n] - b[n]).max() / np.abs(b[n]).max()) for n in b)
+
+
+def data_parallel_status():
+    """None when multi-process runs work here; else what is missing, and the fix."""
+    try:
+        from lars_ref.distributed import import_mpi
+        from lars_ref.launch import find_mpiexec
+    except ImportError:
+        return ("this lars_ref has no data-parallel support (lars_ref/distributed.py); "
+                "update it, then pip install -e '.[mpi]'")
+    try:
+        import_mpi()
+        find_mpiexec()
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def trained_weights(settings: dict, out_dir: str, procs: int = 1) -> dict:
+    """Train ``TrainConfig(**settings)`` in ``procs`` processes; the final weights.
+
+    ``procs > 1`` runs ``python -m lars_ref train --config`` with ``procs = P``
+    (lars-ref then starts ``mpiexec``); :func:`data_parallel_status` says
+    whether this machine can.
+    """
+    config = TrainConfig(**settings, out=out_dir, progress=False)
+    if procs == 1:
+        train(config)
+    else:
+        os.makedirs(out_dir, exist_ok=True)
+        settings_file = os.path.join(out_dir, "settings.json")
+        with open(settings_file, "w", encoding="utf-8") as f:
+            json.dump(dict(config.to_dict(), procs=procs), f)
+        command = [sys.executable, "-m", "lars_ref", "train", "--config", settings_file]
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        if run.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+    return load_checkpoint(checkpoint_path(out_dir))["model"]
+
+
 def epoch_means(result, tensor: str, field: str) -> tuple:
     """``(epochs, means)``: a diagnostics column of one tensor averaged per epoch.
 
@@ -262,8 +310,8 @@ def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
 
 
 __all__ = ["DemoRun", "SweepRow", "TRAINS_AT", "batch_sweep", "digits", "epoch_means",
-           "he_init", "largest_trained_lr", "lr_sweep", "mean_over_workers",
-           "mean_top1",
+           "he_init", "largest_trained_lr", "lr_sweep", "max_relative_difference",
+           "mean_over_workers", "mean_top1", "data_parallel_status", "trained_weights",
            "missing_map_targets", "paper_map_rows",
            "normalised_digits_batch", "output_of", "scale_invariance",
            "worker_gradients"]
