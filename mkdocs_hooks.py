@@ -3,7 +3,9 @@
 mkdocs-jupyter renders notebooks with nbconvert's template, which adds a MathJax
 loader and a Mermaid loader that import from a CDN. The site renders math with
 the vendored KaTeX instead (``docs/assets/katex``) and has no Mermaid diagrams, so
-:func:`on_post_page` removes those scripts from every notebook page.
+:func:`on_post_page` removes those scripts from every notebook page. It also points
+the notebooks' links to ``../docs/NAME.md`` (right in the repository) at the
+site's page of that name.
 ``tests/test_docs_site.py`` checks that no built page loads anything from
 another host.
 """
@@ -13,6 +15,7 @@ import re
 
 SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 NETWORK_LOADERS = ("MathJax", "mathjax", "mermaid")
+DOCS_LINK = re.compile(r'href="\.\./docs/([\w-]+)\.md(#[^"]*)?"')
 
 
 def _keep(match) -> str:
@@ -28,4 +31,6 @@ def on_post_page(output: str, page, config) -> str:
     if page.file.src_uri.endswith(".ipynb"):
         output = re.sub(r"<!-- MathJax configuration -->|<!-- End of mathjax "
                         r"configuration -->", "", SCRIPT.sub(_keep, output))
+        output = DOCS_LINK.sub(
+            lambda m: f'href="../../{m.group(1)}/{m.group(2) or ""}"', output)
     return output
