@@ -11,7 +11,11 @@ another host.
 """
 from __future__ import annotations
 
+import glob
+import os
 import re
+
+from mkdocs.structure.files import File
 
 SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 NETWORK_LOADERS = ("MathJax", "mathjax", "mermaid")
@@ -34,3 +38,19 @@ def on_post_page(output: str, page, config) -> str:
         output = DOCS_LINK.sub(
             lambda m: f'href="../../{m.group(1)}/{m.group(2) or ""}"', output)
     return output
+
+
+def on_files(files, config):
+    """Add the committed result figures (``results/**/*.png``) to the site."""
+    root = os.path.dirname(os.path.abspath(config.config_file_path))
+    for path in sorted(glob.glob(os.path.join(root, "results", "**", "*.png"),
+                                 recursive=True)):
+        files.append(File(os.path.relpath(path, root), src_dir=root,
+                          dest_dir=config.site_dir,
+                          use_directory_urls=config.use_directory_urls))
+    return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """``../results/...`` (right from ``docs/`` in the repository) -> ``results/...``."""
+    return markdown.replace("](../results/", "](results/")

@@ -43,8 +43,8 @@ exit status: 0 success, 2 a usage or input error (message on stderr),
 # Subcommands written in other modules: (module, function, one-line help).
 # They are imported only when called, and get the rest of the command line.
 FORWARDED = {
-    "bench": ("lars_ref.bench", "main",
-              "time conv, BN, max-pool and a ResNet-20 step against PyTorch"),
+    "bench": ("lars_ref.tools.bench", "main",
+              "time a ResNet-20 step and its convolutions against PyTorch"),
     "bench-optim": ("lars_ref.bench_optim", "main",
                     "time the optimizer step of every LARS variant"),
     "vectors": ("lars_ref.crosscheck.cli", "vectors_main",
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_train(commands)
     _add_download(commands)
+    from lars_ref.reproduce.commands import register as register_reproduce
+    register_reproduce(commands)  # reproduce, sweep (until COMMAND_MODULES lands)
     for name, (_, _, help_line) in FORWARDED.items():
         forwarded = commands.add_parser(name, help=help_line, add_help=False)
         forwarded.add_argument("rest", nargs=argparse.REMAINDER)

@@ -36,8 +36,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lars_ref.nn import (LRN, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool,
-                         Linear, MaxPool2d, ReLU, ResidualBlock, Sequential)
+from lars_ref.nn import (LRN, BatchNorm, ChannelsLastNetwork, Conv2d, Dropout, Flatten,
+                         GlobalAvgPool, Linear, MaxPool2d, ReLU, ResidualBlock,
+                         Sequential)
 
 PAPER_IN_SHAPE = (3, 227, 227)
 PAPER_NUM_CLASSES = 1000
@@ -60,7 +61,8 @@ class AlexNetGeometry(NamedTuple):
 
 
 def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=None,
-            geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32):
+            geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32,
+            channels_last=True):
     """BVLC AlexNet with LRN (Krizhevsky et al. 2012; BVLC ``train_val.prototxt``).
 
     LRN: size 5, alpha 1e-4, beta 0.75, k 1. Groups 2 in conv2, conv4, conv5.
@@ -85,42 +87,50 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
         Drop probability of drop6 and drop7.
     seed : int
     dtype : numpy dtype
+    channels_last : bool
+        Run the layers on (N, H, W, C) activations (the fast row-gather
+        convolution; see :mod:`lars_ref.nn.layout`); False: NCHW and im2col.
+        Parameters, names and results are the same either way.
 
     Returns
     -------
-    Sequential on the host; input (N, C, H, W), output logits (N, num_classes).
+    Sequential (a :class:`~lars_ref.nn.ChannelsLastNetwork` when ``channels_last``)
+    on the host; input (N, C, H, W), output logits (N, num_classes).
     """
     g, w = _alexnet_plan(in_shape, geometry, width)
     std = weight_stds(w, in_shape[0], g, init)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
+    layout = dict(channels_last=channels_last)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1, bias_value=0.0):
         return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
                             groups=groups, weight_std=std[name], bias_value=bias_value,
-                            rng=rng, dtype=dtype)
+                            rng=rng, dtype=dtype, **layout)
 
-    return Sequential([
+    return _network(channels_last, [
         conv("conv1", in_shape[0], g.conv1_kernel, g.conv1_stride, g.conv1_pad),
         ("relu1", ReLU()),
-        ("norm1", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)),
-        ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE)),
+        ("norm1", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0, **layout)),
+        ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE, **layout)),
         conv("conv2", w["conv1"], 5, pad=2, groups=2, bias_value=0.1),
         ("relu2", ReLU()),
-        ("norm2", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0)),
-        ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE)),
+        ("norm2", LRN(size=5, alpha=1e-4, beta=0.75, k=1.0, **layout)),
+        ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE, **layout)),
         conv("conv3", w["conv2"], 3, pad=1),
         ("relu3", ReLU()),
         conv("conv4", w["conv3"], 3, pad=1, groups=2, bias_value=0.1),
         ("relu4", ReLU()),
         conv("conv5", w["conv4"], 3, pad=1, groups=2, bias_value=0.1),
         ("relu5", ReLU()),
-        ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.0),
+        ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE, **layout)),
+        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype,
+                       fc8_bias=0.0, channels_last=channels_last),
     ])
 
 
 def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=None,
-               geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32):
+               geometry="auto", init="auto", dropout=0.5, seed=0, dtype=np.float32,
+               channels_last=True):
     """The authors' AlexNet-BN (nvcaffe ``models/alexnet_bn/train_val2.prototxt``).
 
     No LRN; BatchNorm *without* scale/shift at the inputs of conv2-conv5
@@ -134,24 +144,25 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
     g, w = _alexnet_plan(in_shape, geometry, width)
     std = weight_stds(w, in_shape[0], g, init)
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
+    layout = dict(channels_last=channels_last)
 
     def conv(name, c_in, kernel, stride=1, pad=0, groups=1):
         return name, Conv2d(c_in, w[name], kernel, stride=stride, pad=pad,
                             groups=groups, weight_std=std[name], bias_value=0.01, rng=rng,
-                            dtype=dtype)
+                            dtype=dtype, **layout)
 
     def bn(name, channels):
         return name, BatchNorm(channels, affine=False, momentum=0.9, eps=1e-4,
-                               dtype=dtype)
+                               dtype=dtype, **layout)
 
-    return Sequential([
+    return _network(channels_last, [
         conv("conv1", in_shape[0], g.conv1_kernel, g.conv1_stride, g.conv1_pad),
         ("relu1", ReLU()),
-        ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE)),
+        ("pool1", MaxPool2d(g.pool_windows[0], POOL_STRIDE, **layout)),
         bn("bn2", w["conv1"]),
         conv("conv2", w["conv1"], 5, pad=2, groups=2),
         ("relu2", ReLU()),
-        ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE)),
+        ("pool2", MaxPool2d(g.pool_windows[1], POOL_STRIDE, **layout)),
         bn("bn3", w["conv2"]),
         conv("conv3", w["conv2"], 3, pad=1),
         ("relu3", ReLU()),
@@ -161,13 +172,14 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
         bn("bn5", w["conv4"]),
         conv("conv5", w["conv4"], 3, pad=1, groups=2),
         ("relu5", ReLU()),
-        ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE)),
-        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias=0.01),
+        ("pool5", MaxPool2d(g.pool_windows[2], POOL_STRIDE, **layout)),
+        *_alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype,
+                       fc8_bias=0.01, channels_last=channels_last),
     ])
 
 
 def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcut="A",
-           seed=0, dtype=np.float32):
+           seed=0, dtype=np.float32, channels_last=True):
     """CIFAR ResNet of depth 6n + 2 (He et al. 2016, sec. 4.2).
 
     ``conv1`` (3x3, 16w channels) ``bn1 relu1``, then stages ``layer1``,
@@ -186,7 +198,7 @@ def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcu
         Multiplier of 16/32/64.
     shortcut : {"A", "B"}
         Zero-padding (the paper's CIFAR choice) or projection shortcuts.
-    num_classes, in_shape, seed, dtype
+    num_classes, in_shape, seed, dtype, channels_last
         As for :func:`alexnet`.
     """
     if depth < 8 or (depth - 2) % 6:
@@ -196,11 +208,12 @@ def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcu
     blocks_per_stage = (depth - 2) // 6
     stage_widths = [max(1, round(c * width)) for c in RESNET_WIDTHS]
     rng = np.random.default_rng(seed)
+    layout = dict(channels_last=channels_last)
     c_in = stage_widths[0]
     layers = [
         ("conv1", Conv2d(in_shape[0], c_in, 3, pad=1, bias=False, rng=rng,
-                         dtype=dtype)),
-        ("bn1", BatchNorm(c_in, dtype=dtype)),
+                         dtype=dtype, **layout)),
+        ("bn1", BatchNorm(c_in, dtype=dtype, **layout)),
         ("relu1", ReLU()),
     ]
     for stage, c_out in enumerate(stage_widths, start=1):
@@ -208,13 +221,13 @@ def resnet(*, num_classes=10, in_shape=(3, 32, 32), depth=20, width=1.0, shortcu
         for index in range(blocks_per_stage):
             stride = 2 if (index == 0 and stage > 1) else 1
             block = ResidualBlock(c_in, c_out, stride=stride, shortcut=shortcut,
-                                  rng=rng, dtype=dtype)
+                                  rng=rng, dtype=dtype, **layout)
             blocks.append((str(index), block))
             c_in = c_out
         layers.append((f"layer{stage}", Sequential(blocks)))
-    layers.append(("pool", GlobalAvgPool()))
+    layers.append(("pool", GlobalAvgPool(**layout)))
     layers.append(("fc", Linear(c_in, num_classes, rng=rng, dtype=dtype)))
-    return Sequential(layers)
+    return _network(channels_last, layers)
 
 
 MODELS = {"alexnet": alexnet, "alexnet_bn": alexnet_bn, "resnet": resnet}
@@ -238,7 +251,8 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
     xp : numpy or cupy module
     **options
         Passed to the constructor: ``depth``, ``shortcut``, ``geometry``,
-        ``dropout``.
+        ``dropout``, ``channels_last`` (default True: the layers run on NHWC
+        activations; the model still takes and returns NCHW).
 
     Returns
     -------
@@ -261,14 +275,20 @@ def build_model(name, *, num_classes, in_shape, width=None, seed=0, dtype=np.flo
 
 
 # ---------------------------------------------------------------------- helpers
-def _alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias):
+def _network(channels_last, named_layers):
+    """The model container: NCHW at its edges, its layers channels-last or not."""
+    return (ChannelsLastNetwork if channels_last else Sequential)(named_layers)
+
+
+def _alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bias,
+                  channels_last):
     """flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8 (shared by both AlexNets)."""
     def fc(c_in, c_out, std, bias_value):
         return Linear(c_in, c_out, weight_std=std, bias_value=bias_value, rng=rng,
                       dtype=dtype)
 
     return [
-        ("flatten", Flatten()),
+        ("flatten", Flatten(channels_last=channels_last)),
         ("fc6", fc(w["fc6_in"], w["fc6"], std=std["fc6"], bias_value=0.1)),
         ("relu6", ReLU()),
         ("drop6", Dropout(dropout, dropout_rng)),

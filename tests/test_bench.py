@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from lars_ref import bench
+from lars_ref.tools import bench
 
 
 class ScriptedClock:
@@ -39,21 +39,55 @@ def test_time_in_blocks_without_the_other_side():
     assert (ours_ms, theirs_ms, ratio) == (3000.0, None, None)
 
 
-def test_format_table_marks_targets():
-    text = bench.format_table([("conv2d (64->64 3x3 pad 1) fwd+bwd", 300.0, 200.0, 1.6),
-                               ("resnet20 step (batch 128, 3x32x32)", 900.0, 500.0, 1.8),
-                               ("max-pool (2x2 stride 2) fwd+bwd", 10.0, None, None)])
+def test_time_interleaved_reports_the_spread_of_block_ratios():
+    """Three ABBA blocks with ratios 2, 4 and 3: min 2, median 3, max 4."""
+    readings = []
+    for ours, theirs in ((2, 1), (4, 1), (3, 1)):    # one timed run per half-block
+        t = readings[-1] if readings else 0
+        for step in (ours, theirs, theirs, ours):
+            readings += [t, t + step]
+            t += step
+    ours_ms, theirs_ms, ratios = bench.time_interleaved(
+        lambda: None, lambda: None, lambda: None, lambda: None,
+        clock=ScriptedClock(readings), warmup=0, repeats=1, blocks=3)
+    assert ratios == (2.0, 3.0, 4.0)
+    assert (ours_ms, theirs_ms) == (3000.0, 1000.0)
+
+
+def test_format_table_marks_targets_on_the_median():
+    text = bench.format_table([
+        ("resnet20 step (batch 128)", 1, "cpu", 900.0, 500.0, (1.2, 1.8, 2.0)),
+        ("resnet20 step (batch 128)", 2, "wall", 900.0, 600.0, (1.2, 1.5, 2.0)),
+        ("conv (16->16 32x32 stride 1)", 1, "cpu", 10.0, None, None)])
     lines = text.splitlines()
-    assert lines[1].endswith("<= 1.5: MISSED") and "1.60" in lines[1]
-    assert lines[2].endswith("<= 2.0: met")
+    assert lines[1].endswith("<= 1.5: MISSED") and "1.20 1.80 2.00" in lines[1]
+    assert lines[2].endswith("<= 1.6: met")
     assert lines[3].split()[-2:] == ["-", "-"]
 
 
 def test_quick_bench_runs_against_torch(capsys):
     pytest.importorskip("torch")
-    assert bench.main(["--quick", "--warmup", "1", "--repeats", "1"]) == 0
+    assert bench.main(["--quick", "--warmup", "0", "--repeats", "1", "--blocks", "1",
+                       "--threads", "1", "--no-memory"]) == 0
     out = capsys.readouterr().out
     losses = re.search(r"first step: loss ours ([\d.]+), torch ([\d.]+)", out)
     ours_loss, torch_loss = float(losses.group(1)), float(losses.group(2))
     assert abs(ours_loss - torch_loss) < 1e-4 * abs(torch_loss)   # the same network
-    assert "resnet20 step (batch 8, 3x16x16)" in out
+    assert "resnet20 step (batch 8)" in out
+    assert "conv (64->64 4x4 stride 1)" in out
+
+
+def test_step_memory_is_measured_in_a_fresh_process():
+    """Batch 8 of 16x16 needs a few MB, far below the cost of importing anything."""
+    report = bench.format_memory(dict(bench.QUICK), with_torch=False).splitlines()
+    added_mb = float(report[1].split()[1])
+    assert report[1].split()[0] == "ours" and 0 < added_mb < 100
+
+
+@pytest.mark.parametrize("flags", [["--threads", "0"], ["--blocks", "0"],
+                                   ["--repeats", "x"], ["--warmup", "-1"]])
+def test_bad_counts_are_refused_with_exit_2(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--quick", *flags])
+    assert exit_info.value.code == 2
+    assert "must be an integer >=" in capsys.readouterr().err

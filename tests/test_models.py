@@ -11,6 +11,7 @@ import pytest
 
 from lars_ref import models, nn
 from lars_ref.models import build_model
+from lars_ref.nn.layout import nchw_view, to_channels_last
 
 # Shapes of BVLC AlexNet (models/bvlc_alexnet/deploy.prototxt) in our layout:
 # conv w (F, C/groups, HH, WW); fc w (D, M), i.e. Caffe's (M, D) transposed.
@@ -149,11 +150,11 @@ def test_resnet_parameter_count_matches_he_et_al_table6(depth, millions):
 def test_resnet_stage_shapes_and_he_init():
     model = build_model("resnet", num_classes=10, in_shape=(3, 32, 32), depth=8, seed=3)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    h = x
+    h = to_channels_last(x)  # the models' layers run channels-last (nn/layout.py)
     shapes = {}
     for name, module in model.children():
         h = module.forward(h)
-        shapes[name] = h.shape
+        shapes[name] = h.shape if h.ndim == 2 else nchw_view(h).shape
     assert shapes["layer1"] == (2, 16, 32, 32)
     assert shapes["layer2"] == (2, 32, 16, 16)
     assert shapes["layer3"] == (2, 64, 8, 8)

@@ -10,7 +10,8 @@ from lars_ref.backend import get_xp, to_device
 
 class ReluCache(NamedTuple):
     """What :func:`relu_backward` reads."""
-    positive: object  # bool, shape of x: where x > 0, the only places gradient flows
+    out: object  # the output max(x, 0): positive exactly where x > 0. The next
+    #              layer keeps it anyway (a conv's input), so caching it costs no memory
 
 
 def relu_forward(x):
@@ -21,13 +22,14 @@ def relu_forward(x):
     out : array, shape and dtype of x
     cache : ReluCache
     """
-    xp = get_xp(x)
-    return xp.maximum(x, 0), ReluCache(x > 0)
+    out = get_xp(x).maximum(x, 0)
+    return out, ReluCache(out)
 
 
 def relu_backward(dout, cache: ReluCache):
-    """``dx = dout * [x > 0]`` (the subgradient 0 is taken at x == 0)."""
-    return dout * cache.positive
+    """``dx = dout * [x > 0]`` (the subgradient 0 is taken at x == 0), where
+    ``x > 0`` is read as ``out > 0``."""
+    return dout * (cache.out > 0)
 
 
 class DropoutCache(NamedTuple):

@@ -30,6 +30,7 @@ Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
 """
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 from lars_ref.backend import get_xp
@@ -48,15 +49,20 @@ class Conv2dCache(NamedTuple):
     has_bias: bool       # b was given, so db is returned (None otherwise)
 
 
-def _check_conv_args(x, w, b, stride, pad, groups) -> tuple[int, int]:
-    """Validate the arguments of conv2d; return the output size (Ho, Wo)."""
+def _check_conv_args(x, w, b, stride, pad, groups,
+                     channels_last: bool = False) -> tuple[int, int]:
+    """Validate the arguments of conv2d; return the output size (Ho, Wo).
+
+    x is (N, C, H, W), or (N, H, W, C) when ``channels_last``; w is always the
+    paper's (F, C/groups, HH, WW).
+    """
     op = "conv2d"
-    require_ndim(op, "x", x, (4,), "(N, C, H, W)")
+    require_ndim(op, "x", x, (4,), "(N, H, W, C)" if channels_last else "(N, C, H, W)")
     require_ndim(op, "w", w, (4,), "(F, C/groups, HH, WW)")
     require_positive_int(op, "stride", stride)
     require_positive_int(op, "pad", pad, minimum=0)
     require_positive_int(op, "groups", groups)
-    N, C, H, W = x.shape
+    N, C, H, W = (x.shape[0], x.shape[3], *x.shape[1:3]) if channels_last else x.shape
     F, C_per_group, HH, WW = w.shape
     shapes = f"x: {tuple(x.shape)}, w: {tuple(w.shape)}, groups={groups}"
     if C % groups != 0 or F % groups != 0:
@@ -187,6 +193,19 @@ def conv2d_input_grad_by_convolution(dout, w, pad: int, groups: int):
     return dx
 
 
+def _patches(out_shape, w_shape, stride: int, groups: int):
+    """Yield ``(out_index, patch)`` for every output entry (n, f, ho, wo) of a conv:
+    ``patch`` indexes the padded input values that filter f dots with (the loop
+    oracles); filter f sees only the channels of its group."""
+    N, F, Ho, Wo = out_shape
+    _, C_per_group, HH, WW = w_shape
+    for n, f, ho, wo in itertools.product(range(N), range(F), range(Ho), range(Wo)):
+        g = f // (F // groups)                    # the group of filter f
+        channels = slice(g * C_per_group, (g + 1) * C_per_group)
+        top, left = ho * stride, wo * stride
+        yield (n, f, ho, wo), (n, channels, slice(top, top + HH), slice(left, left + WW))
+
+
 def conv2d_forward_naive(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     """Loop version of :func:`conv2d_forward`, the test oracle and the teaching twin.
 
@@ -197,19 +216,43 @@ def conv2d_forward_naive(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1
     """
     Ho, Wo = _check_conv_args(x, w, b, stride, pad, groups)
     xp = get_xp(x, w)
-    N = x.shape[0]
-    F, C_per_group, HH, WW = w.shape
     x_pad = pad_images(x, pad)
-    out = xp.zeros((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            g = f // (F // groups)                    # the group of filter f
-            channels = slice(g * C_per_group, (g + 1) * C_per_group)
-            for ho in range(Ho):
-                for wo in range(Wo):
-                    top, left = ho * stride, wo * stride
-                    patch = x_pad[n, channels, top:top + HH, left:left + WW]
-                    out[n, f, ho, wo] = xp.sum(patch * w[f])
-            if b is not None:
-                out[n, f] += b[f]
+    out = xp.zeros((x.shape[0], w.shape[0], Ho, Wo), dtype=x.dtype)
+    for out_index, patch in _patches(out.shape, w.shape, stride, groups):
+        f = out_index[1]
+        out[out_index] = xp.sum(x_pad[patch] * w[f])
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
     return out
+
+
+def conv2d_backward_naive(dout, x, w, stride: int = 1, pad: int = 0, groups: int = 1,
+                          has_bias: bool = True):
+    """Loop version of :func:`conv2d_backward`, the oracle of every fast backward.
+
+    Each output entry ``out[n, f, ho, wo]`` was a dot product of ``w[f]`` with one
+    patch of the padded input, so its gradient ``dout[n, f, ho, wo]`` flows back
+    to exactly those two factors (the chain rule for a product):
+
+        dw[f]                   += dout[n, f, ho, wo] * patch
+        dx_pad[n, group, patch] += dout[n, f, ho, wo] * w[f]
+        db[f]                   += dout[n, f, ho, wo]
+
+    dout : (N, F, Ho, Wo); x, w, stride, pad, groups as in the forward.
+    Returns dx (N, C, H, W), dw (F, C/groups, HH, WW), db (F,) or None. Slow: use
+    tiny shapes.
+
+    Introduced in ``notebooks/01_convolution_and_batchnorm.ipynb``.
+    """
+    xp = get_xp(dout, x, w)
+    H, W = x.shape[2:]
+    x_pad = pad_images(x, pad)
+    dx_pad = xp.zeros(x_pad.shape, dtype=dout.dtype)
+    dw = xp.zeros(w.shape, dtype=dout.dtype)
+    for out_index, patch in _patches(dout.shape, w.shape, stride, groups):
+        f = out_index[1]
+        dw[f] += dout[out_index] * x_pad[patch]
+        dx_pad[patch] += dout[out_index] * w[f]
+    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db

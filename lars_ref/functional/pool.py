@@ -12,6 +12,7 @@ NumPy/CuPy scheme as :func:`lars_ref.functional.im2col.col2im`.
 """
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 from lars_ref.backend import get_xp
@@ -161,19 +162,22 @@ def global_avg_pool_backward(dout, cache: GlobalAvgPoolCache):
     return dx
 
 
+def _windows(out_shape, size: int, stride: int):
+    """Yield ``(out_index, window)`` for every output entry (n, c, ho, wo) of a pool:
+    ``window`` indexes the size x size input pixels it reads (the loop oracles)."""
+    N, C, Ho, Wo = out_shape
+    for n, c, ho, wo in itertools.product(range(N), range(C), range(Ho), range(Wo)):
+        top, left = ho * stride, wo * stride
+        yield (n, c, ho, wo), (n, c, slice(top, top + size), slice(left, left + size))
+
+
 def _pool2d_forward_naive(op: str, x, size: int, stride: int, reduce: str):
     """Loop over every output entry and reduce its window with ``reduce`` (the oracle)."""
     Ho, Wo = _pool_output_size(op, x, size, stride)
     xp = get_xp(x)
-    N, C = x.shape[:2]
-    out = xp.zeros((N, C, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for ho in range(Ho):
-                for wo in range(Wo):
-                    top, left = ho * stride, wo * stride
-                    window = x[n, c, top:top + size, left:left + size]
-                    out[n, c, ho, wo] = getattr(window, reduce)()
+    out = xp.zeros((*x.shape[:2], Ho, Wo), dtype=x.dtype)
+    for out_index, window in _windows(out.shape, size, stride):
+        out[out_index] = getattr(x[window], reduce)()
     return out
 
 
@@ -185,3 +189,30 @@ def max_pool2d_forward_naive(x, size: int, stride: int):
 def avg_pool2d_forward_naive(x, size: int, stride: int):
     """Loop version of :func:`avg_pool2d_forward` (the oracle); returns only ``out``."""
     return _pool2d_forward_naive("avg_pool2d", x, size, stride, "mean")
+
+
+def max_pool2d_backward_naive(dout, x, size: int, stride: int):
+    """Loop version of :func:`max_pool2d_backward` (the oracle): each ``dout`` entry
+    goes to the first maximum of its window, in row-major order; overlaps add up.
+
+    dout : (N, C, Ho, Wo); x : (N, C, H, W), the forward's input. Returns dx.
+    """
+    xp = get_xp(dout, x)
+    dx = xp.zeros(x.shape, dtype=dout.dtype)
+    for out_index, window in _windows(dout.shape, size, stride):
+        i, j = divmod(int(x[window].argmax()), size)
+        dx[window][i, j] += dout[out_index]      # dx[window] is a view into dx
+    return dx
+
+
+def avg_pool2d_backward_naive(dout, x_shape: tuple, size: int, stride: int):
+    """Loop version of :func:`avg_pool2d_backward` (the oracle): each ``dout`` entry
+    is shared equally by the size*size pixels of its window.
+
+    dout : (N, C, Ho, Wo); x_shape : (N, C, H, W). Returns dx.
+    """
+    xp = get_xp(dout)
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for out_index, window in _windows(dout.shape, size, stride):
+        dx[window] += dout[out_index] / (size * size)
+    return dx

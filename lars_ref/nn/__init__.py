@@ -7,7 +7,8 @@ parameter has a stable dotted name (``conv1.w``, ``layer1.0.bn1.gamma``).
 
 Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
-from lars_ref.nn.containers import PadShortcut, ResidualBlock, Sequential
+from lars_ref.nn.containers import (ChannelsLastNetwork, PadShortcut, ResidualBlock,
+                                    Sequential)
 from lars_ref.nn.layers import Conv2d, Dropout, Linear, ReLU, gaussian, he_normal_std
 from lars_ref.nn.module import Module, StateDictError, join_name
 from lars_ref.nn.normalization import LRN, BatchNorm
@@ -16,6 +17,7 @@ from lars_ref.nn.pooling import AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d
 __all__ = [
     "Module", "StateDictError", "join_name",
     "Conv2d", "Linear", "ReLU", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
-    "Flatten", "BatchNorm", "LRN", "Sequential", "ResidualBlock", "PadShortcut",
+    "Flatten", "BatchNorm", "LRN", "Sequential", "ChannelsLastNetwork", "ResidualBlock",
+    "PadShortcut",
     "gaussian", "he_normal_std",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 
 from lars_ref.backend import get_xp
 from lars_ref.nn.layers import Conv2d, ReLU
+from lars_ref.nn.layout import channel_axis, to_channels_first, to_channels_last
 from lars_ref.nn.module import Module
 from lars_ref.nn.normalization import BatchNorm
 
@@ -71,35 +72,60 @@ class Sequential(Module):
         return "Sequential(\n" + "\n".join(lines) + "\n)"
 
 
+class ChannelsLastNetwork(Sequential):
+    """A model whose layers run channels-last, behind an NCHW front door.
+
+    ``forward`` takes (N, C, H, W) images and hands its children (N, H, W, C);
+    ``backward`` returns dL/dx as (N, C, H, W). Children, names, parameters and
+    state dicts are those of :class:`Sequential` (see :mod:`lars_ref.nn.layout`).
+    """
+
+    def forward(self, x, train=True):
+        return super().forward(to_channels_last(x) if x.ndim == 4 else x, train=train)
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        return to_channels_first(dx) if dx.ndim == 4 else dx
+
+
 class PadShortcut(Module):
     """He et al. (2016) option A shortcut: subsample by ``stride``, add zero channels.
 
     (N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride)); channels
     C_in..C_out-1 are zeros (appended after the input channels, as
-    fb.resnet.torch's shortcutType 'A'). No parameters.
+    fb.resnet.torch's shortcutType 'A'). No parameters. With ``channels_last``
+    input and output are (N, H, W, C).
     """
 
-    def __init__(self, in_channels, out_channels, stride):
+    def __init__(self, in_channels, out_channels, stride, channels_last=False):
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(f"PadShortcut: out_channels={out_channels} < "
                              f"in_channels={in_channels}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.stride = stride
+        self.stride, self.channels_last = stride, channels_last
+
+    def _subsampled(self, a):
+        """Every stride-th row and column of the 4-D array a (a view)."""
+        s = self.stride
+        return a[:, ::s, ::s] if self.channels_last else a[:, :, ::s, ::s]
 
     def forward(self, x, train=True):
         xp = get_xp(x)
         self.cache = x.shape  # backward scatters dout back into an input-shaped array
-        x_sub = x[:, :, ::self.stride, ::self.stride]
-        N, _, H_out, W_out = x_sub.shape
-        extra_channels = self.out_channels - self.in_channels
-        zeros = xp.zeros((N, extra_channels, H_out, W_out), dtype=x.dtype)
-        return xp.concatenate([x_sub, zeros], axis=1)
+        x_sub = self._subsampled(x)
+        axis = channel_axis(self.channels_last)
+        zeros_shape = list(x_sub.shape)
+        zeros_shape[axis] = self.out_channels - self.in_channels
+        zeros = xp.zeros(zeros_shape, dtype=x.dtype)
+        return xp.concatenate([x_sub, zeros], axis=axis)
 
     def backward(self, dout):
         xp = get_xp(dout)
         dx = xp.zeros(self._require_cache(), dtype=dout.dtype)
-        dx[:, :, ::self.stride, ::self.stride] = dout[:, :self.in_channels]
+        kept = [slice(None)] * 4
+        kept[channel_axis(self.channels_last)] = slice(0, self.in_channels)
+        self._subsampled(dx)[...] = dout[tuple(kept)]
         return dx
 
     def extra_repr(self):
@@ -127,23 +153,28 @@ class ResidualBlock(Module):
         See :class:`BatchNorm`.
     rng : numpy.random.Generator
     dtype : numpy dtype
+    channels_last : bool
+        Input and output (N, H, W, C), for every child.
 
     Input (N, C_in, H, W), output (N, C_out, ceil(H / stride), ceil(W / stride)).
     """
 
     def __init__(self, in_channels, out_channels, *, stride=1, shortcut="A",
-                 bn_momentum=0.9, bn_eps=1e-5, rng, dtype=np.float32):
+                 bn_momentum=0.9, bn_eps=1e-5, rng, dtype=np.float32,
+                 channels_last=False):
         super().__init__()
         if shortcut not in ("A", "B"):
             raise ValueError(f"ResidualBlock: shortcut must be 'A' or 'B', "
                              f"got {shortcut!r}")
-        bn = dict(momentum=bn_momentum, eps=bn_eps, dtype=dtype)
+        bn = dict(momentum=bn_momentum, eps=bn_eps, dtype=dtype,
+                  channels_last=channels_last)
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, pad=1,
-                            bias=False, rng=rng, dtype=dtype)
+                            bias=False, rng=rng, dtype=dtype,
+                            channels_last=channels_last)
         self.bn1 = BatchNorm(out_channels, **bn)
         self.relu1 = ReLU()
         self.conv2 = Conv2d(out_channels, out_channels, 3, pad=1, bias=False, rng=rng,
-                            dtype=dtype)
+                            dtype=dtype, channels_last=channels_last)
         self.bn2 = BatchNorm(out_channels, **bn)
         self.relu2 = ReLU()
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -151,7 +182,8 @@ class ResidualBlock(Module):
         self.shortcut = None  # identity
         if stride != 1 or in_channels != out_channels:
             if shortcut == "A":
-                self.shortcut = PadShortcut(in_channels, out_channels, stride)
+                self.shortcut = PadShortcut(in_channels, out_channels, stride,
+                                            channels_last)
             else:
                 self.shortcut = _projection(in_channels, out_channels, stride, bn, rng)
         self.set_name("")
@@ -186,5 +218,5 @@ class ResidualBlock(Module):
 def _projection(in_channels, out_channels, stride, bn, rng):
     """Option B shortcut: 1x1 convolution with ``stride`` (no bias), then BatchNorm."""
     conv = Conv2d(in_channels, out_channels, 1, stride=stride, bias=False, rng=rng,
-                  dtype=bn["dtype"])
+                  dtype=bn["dtype"], channels_last=bn["channels_last"])
     return Sequential([("conv", conv), ("bn", BatchNorm(out_channels, **bn))])

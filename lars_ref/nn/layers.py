@@ -15,6 +15,7 @@ import numpy as np
 from lars_ref import functional as F
 from lars_ref.backend import get_xp
 from lars_ref.functional.im2col import pad_images
+from lars_ref.nn.layout import nchw_view, nhwc_view
 from lars_ref.nn.module import Module
 
 
@@ -48,9 +49,12 @@ class Conv2d(Module):
     rng : numpy.random.Generator
         Host generator ``w`` is drawn from.
     dtype : numpy dtype
+    channels_last : bool
+        Input (N, H, W, C) and output (N, H', W', F), computed by the row gather
+        (:func:`lars_ref.functional.conv2d_nhwc_forward`); False: NCHW and im2col.
 
-    Params: ``w`` (F, C/groups, HH, WW) and ``b`` (F,). Input (N, C, H, W),
-    output (N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1.
+    Params: ``w`` (F, C/groups, HH, WW) and ``b`` (F,) in either layout. Input
+    (N, C, H, W), output (N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1.
 
     Notes
     -----
@@ -59,15 +63,16 @@ class Conv2d(Module):
     of a ResNet stage), the last rows/columns of the padded input are read by no
     window. :func:`lars_ref.functional.conv2d_forward` floors too, but refuses
     to ignore real (non-padding) pixels; the layer follows PyTorch and Caffe in
-    every case: it pads the input itself, drops the unread rows and columns, and
-    calls the op with ``pad=0``; backward puts the gradient back in place (zero
-    for the dropped entries).
+    every case: where real pixels go unread, it pads the input itself, drops the
+    unread rows and columns, and calls the op with ``pad=0``; backward puts the
+    gradient back in place (zero for the dropped entries).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0,
                  groups=1, bias=True, weight_std=None, bias_value=0.0, rng,
-                 dtype=np.float32):
+                 dtype=np.float32, channels_last=False):
         super().__init__()
+        self.channels_last = channels_last
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels="
                              f"{out_channels} must be divisible by groups={groups}")
@@ -84,38 +89,48 @@ class Conv2d(Module):
         self._init_grads()
 
     def forward(self, x, train=True):
+        if self.channels_last:  # floor mode below works on the NCHW-shaped view
+            x = nchw_view(x)
         used = self._floor_mode_extent(x)
         self.floor_mode_shape = None if used is None else x.shape  # for backward
         pad = self.pad
         if used is not None:
             x = pad_images(x, pad)[:, :, :used[0], :used[1]]
             pad = 0
+        conv = F.conv2d_nhwc_forward if self.channels_last else F.conv2d_forward
         with self.layer_errors():
-            out, self.cache = F.conv2d_forward(
-                x, self.params["w"], self.params.get("b"), stride=self.stride, pad=pad,
-                groups=self.groups)
+            out, self.cache = conv(nhwc_view(x) if self.channels_last else x,
+                                   self.params["w"], self.params.get("b"),
+                                   stride=self.stride, pad=pad, groups=self.groups)
         return out
 
     def backward(self, dout):
+        channels_last = self.channels_last
+        conv_backward = F.conv2d_nhwc_backward if channels_last else F.conv2d_backward
         with self.layer_errors():
-            dx, dw, db = F.conv2d_backward(dout, self._require_cache())
+            dx, dw, db = conv_backward(dout, self._require_cache())
         self.accumulate_grads(w=dw, b=db)
         if self.floor_mode_shape is not None:
-            dx = self._unpad_floor_mode_grad(dx)
+            dx = self._unpad_floor_mode_grad(nchw_view(dx) if channels_last else dx)
+            dx = nhwc_view(dx) if channels_last else dx
         return dx
 
     def _floor_mode_extent(self, x):
-        """(rows, cols) of the padded input that some window reads, or None if all are.
+        """(rows, cols) of the padded input that some window reads, when the op would
+        refuse to floor (unread rows that are real pixels); None otherwise.
 
-        Also None when the input is not 4-D or too small: the op then raises the
-        ShapeError.
+        None also when every unread row is padding (the op floors those itself, as
+        in ResNet's downsampling convs), and when the input is not 4-D or too
+        small: the op then raises the ShapeError.
         """
         if x.ndim != 4 or min(x.shape[2:]) + 2 * self.pad < self.kernel_size:
             return None
         padded = [n + 2 * self.pad for n in x.shape[2:]]
         used = [(n - self.kernel_size) // self.stride * self.stride + self.kernel_size
                 for n in padded]
-        return None if used == padded else tuple(used)
+        drops_real_pixels = any(n - u > self.pad for n, u in zip(padded, used))
+        refused = drops_real_pixels and self.kernel_size >= self.stride
+        return tuple(used) if refused else None
 
     def _unpad_floor_mode_grad(self, dx_used):
         """Scatter dL/d(used padded input) back to dL/dx: zeros where no window read."""

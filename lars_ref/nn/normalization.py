@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from lars_ref import functional as F
+from lars_ref.nn.layout import nchw_view, nhwc_view
 from lars_ref.nn.module import Module
 
 
@@ -29,6 +30,9 @@ class BatchNorm(Module):
         Added to the variance before the square root (1e-5 for ResNet, 1e-4 in
         AlexNet-BN).
     dtype : numpy dtype
+    channels_last : bool
+        4-D input is (N, H, W, C): normalised as the (N*H*W, C) matrix it is in
+        memory, the same statistics over the same m = N*H*W values per channel.
 
     Params (when ``affine``): ``gamma`` (C,), ``beta`` (C,). Buffers:
     ``running_mean`` (C,) starting at 0 and ``running_var`` (C,) starting at 1;
@@ -39,8 +43,9 @@ class BatchNorm(Module):
     """
 
     def __init__(self, num_channels, *, affine=True, momentum=0.9, eps=1e-5,
-                 dtype=np.float32):
+                 dtype=np.float32, channels_last=False):
         super().__init__()
+        self.channels_last = channels_last
         self.num_channels, self.affine = num_channels, affine
         self.momentum, self.eps = momentum, eps
         if affine:
@@ -51,6 +56,9 @@ class BatchNorm(Module):
         self._init_grads()
 
     def forward(self, x, train=True):
+        shape = x.shape
+        if self.channels_last and x.ndim == 4:
+            x = x.reshape(-1, shape[3])   # (N*H*W, C): free when x is contiguous
         with self.layer_errors():
             out, self.cache, new_mean, new_var = F.batchnorm_forward(
                 x, self.params.get("gamma"), self.params.get("beta"),
@@ -59,13 +67,16 @@ class BatchNorm(Module):
         if train:  # in place, so references held elsewhere stay valid
             self.buffers["running_mean"][...] = new_mean
             self.buffers["running_var"][...] = new_var
-        return out
+        return out.reshape(shape)
 
     def backward(self, dout):
+        shape = dout.shape
+        if self.channels_last and dout.ndim == 4:
+            dout = dout.reshape(-1, shape[3])
         with self.layer_errors():
             dx, dgamma, dbeta = F.batchnorm_backward(dout, self._require_cache())
         self.accumulate_grads(gamma=dgamma, beta=dbeta)   # both None without scale/shift
-        return dx
+        return dx.reshape(shape)
 
     def extra_repr(self):
         return (f"{self.num_channels}, affine={self.affine}, momentum={self.momentum}, "
@@ -78,22 +89,27 @@ class LRN(Module):
     ``out = x / (k + alpha / size * sum_{nearby c'} x_{c'}^2) ** beta`` over a
     window of ``size`` channels; the exact convention is that of
     :func:`lars_ref.functional.lrn_forward`. BVLC AlexNet: size 5, alpha 1e-4,
-    beta 0.75, k 1. Input and output (N, C, H, W).
+    beta 0.75, k 1. Input and output (N, C, H, W), or (N, H, W, C) when
+    ``channels_last`` (the op then reads the NCHW-shaped view).
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, channels_last=False):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.channels_last = channels_last
 
     def forward(self, x, train=True):
         with self.layer_errors():
-            out, self.cache = F.lrn_forward(x, size=self.size, alpha=self.alpha,
+            out, self.cache = F.lrn_forward(nchw_view(x) if self.channels_last else x,
+                                            size=self.size, alpha=self.alpha,
                                             beta=self.beta, k=self.k)
-        return out
+        return nhwc_view(out) if self.channels_last else out
 
     def backward(self, dout):
         with self.layer_errors():
-            return F.lrn_backward(dout, self._require_cache())
+            dx = F.lrn_backward(nchw_view(dout) if self.channels_last else dout,
+                                self._require_cache())
+        return nhwc_view(dx) if self.channels_last else dx
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

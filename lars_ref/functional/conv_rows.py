@@ -1,0 +1,358 @@
+"""Channels-last (NHWC) convolution by row gathering: no im2col buffer.
+
+The same convolution as :func:`lars_ref.functional.conv2d_forward` (weights in the
+paper's shape (F, C/groups, HH, WW)), for images laid out (N, H, W, C), so that
+the C channels of a pixel sit side by side in memory. im2col copies every input
+value HH*WW times (9x for a 3x3 kernel); this op copies it only HH times:
+
+1. **Gather rows.** For output row ho, copy the HH padded input rows it reads,
+   ``ho*stride + i``, into ``rows[n, ho, wp, i, c] = x_pad[n, ho*stride + i, wp, c]``.
+   The padding is never written: it is the zeros the buffer was made with.
+2. **A GEMM over overlapping rows.** Along ``wp`` the HH*C values of one column sit
+   together, so the WW*HH*C inputs of output pixel (ho, wo) are the *contiguous*
+   run that starts at column ``wo*stride``. A strided view whose rows start
+   stride*HH*C values apart therefore holds every patch without a copy, and
+   ``out = patches @ w_mat^T`` with ``w_mat[f, (j, i, c)] = w[f, c, i, j]``.
+3. **Residues.** BLAS wants a row stride at least the row length (WW*HH*C); rows
+   that start ``R*stride`` columns apart, with ``R = ceil(WW / stride)`` (3 for a
+   3x3 stride-1 kernel, 2 for stride 2), qualify. So the output columns are split
+   by ``wo mod R``: R GEMMs, each writing its own output rows, no accumulation.
+   Each buffer row holds ``pad`` zeros, then the W pixels, then zeros up to ``Wq``
+   columns, a multiple of R*stride, so a residue's rows are evenly spaced over the
+   whole buffer; a row's right padding is the next row's leading zeros. The
+   outputs that fall on the extra columns are computed and cropped.
+
+Backward, from the same views: ``dw_mat = sum_r dout_r^T @ patches_r``. For
+stride 1 and 8 or more channels, dx is this same forward on dout with the kernel
+flipped (see :func:`lars_ref.functional.conv.conv2d_input_grad_by_convolution`);
+otherwise ``dpatches_r = dout_r @ w_mat`` is added back through the views (the rows
+of one residue do not overlap) and the HH row copies are undone.
+
+The batch is processed in chunks of images whose gathered rows take about
+``CHUNK_BYTES`` (1 MiB; on a GPU ``DEVICE_CHUNK_BYTES``), so the buffer stays in
+cache; the backward pass gathers again instead of storing it, and every buffer is
+reused from call to call.
+Every step is a NumPy/CuPy call (``as_strided``, slicing, ``matmul``): one code
+path for both. Tested equal to im2col and to the loop version in
+``tests/test_functional_conv_rows.py``; taught in
+``notebooks/08_channels_last_convolution.ipynb``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+from lars_ref.backend import get_xp
+from lars_ref.functional.conv import _check_conv_args
+
+CHUNK_BYTES = 1 << 20  # gathered rows per chunk: about the size of a core's L2 cache
+DEVICE_CHUNK_BYTES = 1 << 26  # on a GPU (CuPy): few, large kernels rather than cache
+_WORKERS = {"count": 1, "pool": None}
+
+
+def set_conv_workers(count: int) -> None:
+    """Spread the chunks of every NumPy row-gather convolution over ``count`` threads.
+
+    NumPy releases the GIL in its copies and GEMMs, and a chunk is a handful of
+    large calls, so two threads on two cores keep both busy; limit the BLAS to one
+    thread each (e.g. ``threadpoolctl.threadpool_limits(1)``), since BLAS's own
+    threads synchronise on every small GEMM. Results equal one thread's up to the
+    order of the dw sums. CuPy always runs one stream, ignoring this.
+    """
+    if count < 1:
+        raise ValueError(f"set_conv_workers: count must be >= 1, got {count}")
+    if _WORKERS["pool"] is not None:
+        _WORKERS["pool"].shutdown()
+    _WORKERS.update(count=count, pool=ThreadPoolExecutor(count) if count > 1 else None)
+
+
+def _for_each_worker(xp, work, N: int, chunk: int) -> list:
+    """Call ``work(starts)`` on contiguous shares of the chunk starts 0, chunk, ...
+    below N, one share per worker thread (NumPy only); return the results."""
+    starts = list(range(0, N, chunk))
+    count = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    count = min(count, len(starts))
+    if count == 1:
+        return [work(starts)]
+    shares = [starts[i * len(starts) // count:(i + 1) * len(starts) // count]
+              for i in range(count)]
+    return list(_WORKERS["pool"].map(work, shares))
+
+
+class RowConvCache(NamedTuple):
+    """What :func:`conv2d_nhwc_backward` reads (the rows are gathered again)."""
+    x: object        # (N, H, W, C) input
+    w: object        # (F, C/groups, HH, WW) weights
+    stride: int
+    pad: int
+    groups: int
+    has_bias: bool
+
+
+class RowGeometry(NamedTuple):
+    """Sizes of the row buffer for one convolution shape (module docstring)."""
+    H: int
+    W: int
+    HH: int
+    WW: int
+    stride: int
+    pad: int
+    Ho: int
+    Wo: int
+    residues: int    # R = ceil(WW / stride): GEMMs per chunk
+    Wq: int          # row length, a multiple of R*stride, >= pad + W
+    channels: int    # C of one group
+
+
+def row_geometry(x_hw, w_shape, stride, pad, out_hw, channels) -> RowGeometry:
+    """The :class:`RowGeometry` of input size ``x_hw`` and kernel ``w_shape``."""
+    HH, WW = w_shape[2:]
+    residues = math.ceil(WW / stride)
+    step = residues * stride
+    # pad + W columns per row: the right padding of a row is the left padding of
+    # the next (or the slack after the last row), so only `pad` zeros separate rows.
+    Wq = math.ceil(max(pad + x_hw[1], stride * out_hw[1]) / step) * step
+    return RowGeometry(*x_hw, HH, WW, stride, pad, *out_hw, residues, Wq, channels)
+
+
+_BUFFERS = threading.local()  # per thread: {key: array}, reused from call to call
+
+
+def reused_zeros(xp, key, shape, dtype):
+    """A zero-initialised buffer kept for the calling thread under ``key``.
+
+    Callers only write the entries that they write on every call, so the others
+    (the padding) stay zero.
+    """
+    store = _BUFFERS.__dict__.setdefault("arrays", {})
+    full_key = (xp.__name__, str(dtype), tuple(shape), key)
+    if full_key not in store:
+        store[full_key] = xp.zeros(shape, dtype=dtype)
+    return store[full_key]
+
+
+def images_per_chunk(xp, g: RowGeometry, itemsize: int) -> int:
+    """How many images' gathered rows fit in ``CHUNK_BYTES`` (NumPy) or
+    ``DEVICE_CHUNK_BYTES`` (CuPy), at least one."""
+    per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
+    budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
+    return max(1, budget // per_image)
+
+
+def _row_buffer(xp, g: RowGeometry, n: int, dtype, role: str):
+    """Flat zero buffer for n images' rows, plus WW columns of slack at the end
+    (the last, cropped patches read past the last row)."""
+    size = (n * g.Ho * g.Wq + g.WW) * g.HH * g.channels
+    return reused_zeros(xp, (role, g), (size,), dtype)
+
+
+def _rows_view(buffer, g: RowGeometry, n: int):
+    """The buffer as rows[n, ho, wp, i, c] (without the slack)."""
+    size = n * g.Ho * g.Wq * g.HH * g.channels
+    return buffer[:size].reshape(n, g.Ho, g.Wq, g.HH, g.channels)
+
+
+def _kernel_row_ranges(g: RowGeometry):
+    """Yield (i, output rows, input rows) for kernel row i: the output rows whose
+    input row ``ho*stride + i - pad`` is a real row of x, and those input rows."""
+    for i in range(g.HH):
+        first = max(0, -((i - g.pad) // g.stride))      # ceil((pad - i) / stride)
+        last = min(g.Ho - 1, (g.H - 1 + g.pad - i) // g.stride)
+        if last < first:
+            continue
+        top = first * g.stride + i - g.pad
+        yield i, slice(first, last + 1), slice(top, top + g.stride * (last - first) + 1,
+                                               g.stride)
+
+
+def gather_rows(x_chunk, g: RowGeometry, buffer):
+    """Copy the HH input rows of every output row into the buffer (step 1)."""
+    rows = _rows_view(buffer, g, x_chunk.shape[0])
+    for i, out_rows, in_rows in _kernel_row_ranges(g):
+        rows[:, out_rows, g.pad:g.pad + g.W, i, :] = x_chunk[:, in_rows]
+
+
+def patch_views(xp, buffer, g: RowGeometry, n: int):
+    """One (rows, WW*HH*C) view of overlapping patches per residue r (step 2-3).
+
+    Row t of view r is the patch of output column ``r + R*t`` of the flattened
+    (n, Ho, Wq/stride) output grid.
+    """
+    column = g.HH * g.channels                       # values per buffer column
+    step = g.residues * g.stride
+    count = n * g.Ho * g.Wq // step
+    item = buffer.itemsize
+    return [xp.lib.stride_tricks.as_strided(
+        buffer[r * g.stride * column:], shape=(count, g.WW * column),
+        strides=(step * column * item, item)) for r in range(g.residues)]
+
+
+def weight_matrix(w):
+    """(F, C, HH, WW) -> (F, WW*HH*C), in the order of a patch run (j, i, c)."""
+    xp = get_xp(w)
+    return xp.ascontiguousarray(w.transpose(0, 3, 2, 1)).reshape(w.shape[0], -1)
+
+
+def _group_slices(groups, C_per_group, F_per_group):
+    for g in range(groups):
+        yield (slice(g * C_per_group, (g + 1) * C_per_group),
+               slice(g * F_per_group, (g + 1) * F_per_group))
+
+
+def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype, role: str):
+    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included (zero
+    until written)."""
+    return reused_zeros(xp, (role, g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+
+
+def _crop(grid, g: RowGeometry, n: int):
+    return grid.reshape(n, g.Ho, g.Wq // g.stride, -1)[:, :, :g.Wo]
+
+
+def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
+    """Convolution of channels-last images by row gathering.
+
+    Parameters
+    ----------
+    x : array, shape (N, H, W, C)
+    w : array, shape (F, C/groups, HH, WW) (the paper's layout, as in
+        :func:`lars_ref.functional.conv2d_forward`)
+    b : array, shape (F,), or None
+    stride, pad, groups : as in :func:`lars_ref.functional.conv2d_forward`
+
+    Returns
+    -------
+    out : array, shape (N, Ho, Wo, F), dtype of x; equal to
+        ``conv2d_forward`` of x in NCHW, transposed to NHWC.
+    cache : RowConvCache
+    """
+    Ho, Wo = _check_conv_args(x, w, b, stride, pad, groups, channels_last=True)
+    xp = get_xp(x, w)
+    N, H, W, C = x.shape
+    F, C_per_group = w.shape[:2]
+    g = row_geometry((H, W), w.shape, stride, pad, (Ho, Wo), C_per_group)
+    out = xp.empty((N, Ho, Wo, F), dtype=x.dtype)
+    w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
+                                                               F // groups)]
+    chunk = images_per_chunk(xp, g, x.itemsize)
+
+    def work(starts):
+        for start in starts:
+            n = min(chunk, N - start)
+            grid = _output_grid(xp, g, n, F, x.dtype, "out")
+            buffer = _row_buffer(xp, g, n, x.dtype, "x")
+            for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
+                                       w_mats):
+                gather_rows(x[start:start + n, :, :, cs], g, buffer)
+                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
+                    xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
+            out[start:start + n] = _crop(grid, g, n)
+
+    _for_each_worker(xp, work, N, chunk)
+    if b is not None:
+        out += b
+    return out, RowConvCache(x, w, stride, pad, groups, b is not None)
+
+
+def conv2d_nhwc_backward(dout, cache: RowConvCache):
+    """Gradients of :func:`conv2d_nhwc_forward`.
+
+    dout : (N, Ho, Wo, F). Returns dx (N, H, W, C), dw (F, C/groups, HH, WW), and
+    db (F,) or None.
+    """
+    x, w, stride, pad, groups, has_bias = cache
+    xp = get_xp(dout)
+    N, H, W, _ = x.shape
+    F, C_per_group, HH, WW = w.shape
+    Ho, Wo = dout.shape[1:3]
+    g = row_geometry((H, W), w.shape, stride, pad, (Ho, Wo), C_per_group)
+    dw = _weight_grad(xp, x, dout, g, groups, F)
+    if uses_flipped_kernel_route(w.shape, stride, pad):
+        dx = _input_grad_by_flipped_kernel(dout, w, pad, groups)
+    else:
+        dx = _input_grad_through_views(xp, dout, w, g, groups, x.shape)
+    db = dout.sum(axis=(0, 1, 2)) if has_bias else None
+    return dx, dw, db
+
+
+FLIPPED_ROUTE_MIN_CHANNELS = 8
+
+
+def uses_flipped_kernel_route(w_shape, stride: int, pad: int) -> bool:
+    """Whether dx is computed as a forward convolution with the flipped kernel.
+
+    It needs stride 1, a square kernel and pad <= HH - 1, and pays off only with
+    at least ``FLIPPED_ROUTE_MIN_CHANNELS`` input channels per group: that
+    forward's GEMMs have C/groups output columns, and with fewer (ResNet's first
+    conv reads 3) BLAS runs far below its peak, so adding back through the views
+    is faster (5.6 against 7.4 ms for ResNet-20's first conv at batch 128).
+    """
+    _, C_per_group, HH, WW = w_shape
+    return (stride == 1 and HH == WW and pad <= HH - 1
+            and C_per_group >= FLIPPED_ROUTE_MIN_CHANNELS)
+
+
+def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
+    """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows gathered
+    again)."""
+    C_per_group = g.channels
+    chunk = images_per_chunk(xp, g, x.itemsize)
+
+    def work(starts):
+        dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
+        for start in starts:
+            n = min(chunk, x.shape[0] - start)
+            grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
+            _crop(grid, g, n)[...] = dout[start:start + n]
+            buffer = _row_buffer(xp, g, n, x.dtype, "x")
+            for cs, fs in _group_slices(groups, C_per_group, F // groups):
+                gather_rows(x[start:start + n, :, :, cs], g, buffer)
+                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
+                    dw_mats[fs] += grid[r::g.residues, fs].T @ patches
+        return dw_mats
+
+    dw_mats = sum(_for_each_worker(xp, work, x.shape[0], chunk))
+    # (F, WW, HH, C) -> (F, C, HH, WW)
+    return xp.ascontiguousarray(
+        dw_mats.reshape(F, g.WW, g.HH, C_per_group).transpose(0, 3, 2, 1))
+
+
+def _input_grad_by_flipped_kernel(dout, w, pad, groups):
+    """Stride 1: dx = conv(dout, w flipped in space, channels swapped, pad HH-1-pad)."""
+    xp = get_xp(dout, w)
+    F, C_per_group, HH, WW = w.shape
+    swapped = w.reshape(groups, F // groups, C_per_group, HH, WW).swapaxes(1, 2)
+    w_flipped = xp.ascontiguousarray(
+        swapped.reshape(groups * C_per_group, F // groups, HH, WW)[:, :, ::-1, ::-1])
+    dx, _ = conv2d_nhwc_forward(dout, w_flipped, None, 1, HH - 1 - pad, groups)
+    return dx
+
+
+def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
+    """Any stride: add dout_r @ w_mat into the patch views, then undo the row copies."""
+    F, C_per_group = w.shape[:2]
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
+                                                               F // groups)]
+    chunk = images_per_chunk(xp, g, dout.itemsize)
+
+    def work(starts):
+        for start in starts:
+            n = min(chunk, x_shape[0] - start)
+            grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
+            _crop(grid, g, n)[...] = dout[start:start + n]
+            buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
+            rows = _rows_view(buffer, g, n)
+            for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
+                                       w_mats):
+                buffer[...] = 0
+                for r, dpatches in enumerate(patch_views(xp, buffer, g, n)):
+                    dpatches += grid[r::g.residues, fs] @ w_mat  # rows never overlap
+                dx_chunk = dx[start:start + n, :, :, cs]
+                for i, out_rows, in_rows in _kernel_row_ranges(g):
+                    dx_chunk[:, in_rows] += rows[:, out_rows, g.pad:g.pad + g.W, i, :]
+
+    _for_each_worker(xp, work, x_shape[0], chunk)
+    return dx
