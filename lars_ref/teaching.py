@@ -35,7 +35,8 @@ from lars_ref.demo import DemoRun, demo_config
 from lars_ref.errors import UserError
 from lars_ref.functional import softmax_cross_entropy
 from lars_ref.models import build_model
-from lars_ref.nn import BatchNorm
+from lars_ref.nn import BatchNorm, ChannelsLastNetwork
+from lars_ref.nn.layout import to_channels_last
 from lars_ref.train import checkpoint_path, train
 from lars_ref.train_step import forward_backward
 
@@ -122,7 +123,13 @@ def largest_trained_lr(rows, model: str, threshold: float = TRAINS_AT):
 
 
 def output_of(model, x, layer: str, train: bool = True):
-    """The output of the child ``layer`` of a Sequential ``model`` for input ``x``."""
+    """The output of the child ``layer`` of a Sequential ``model`` for input ``x``.
+
+    ``x`` is NCHW; a :class:`~lars_ref.nn.ChannelsLastNetwork` hands its children
+    NHWC, and so does this function (the output is then in that layout).
+    """
+    if isinstance(model, ChannelsLastNetwork) and x.ndim == 4:
+        x = to_channels_last(x)
     for name, module in model.layers:
         x = module.forward(x, train=train)
         if name == layer:
