@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from lars_ref.backend import backend_name, resolve_backend
+from lars_ref.backend import BACKEND_NAMES, backend_name, resolve_backend
+from lars_ref.config import DTYPES
 from lars_ref.optim import LARS, PRESETS, SGD, build_preset
 
 
@@ -174,16 +175,33 @@ def cuda_graph_capture_ok(opt, params, grads, xp) -> str:
     return "ok"
 
 
+def register(commands) -> None:
+    """Add ``bench-optim`` to the ``lars-ref`` command tree (argparse subparsers)."""
+    parser = commands.add_parser("bench-optim",
+                                 help="time the optimizer step of every LARS variant",
+                                 description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--backend", default="numpy", choices=BACKEND_NAMES)
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed run")
+    parser.add_argument("--repeats", type=int, default=15, help="timed turns")
+    parser.add_argument("--variants", action="store_true", help="also time every LARS preset")
+
+
 def main(argv=None) -> int:
     """Time SGD vs LARS (and with ``--variants`` every preset); print ratios and host reads."""
     parser = argparse.ArgumentParser(prog="lars-ref bench-optim",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", default="numpy", choices=("numpy", "cupy", "auto"))
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed run")
-    parser.add_argument("--repeats", type=int, default=15, help="timed turns")
-    parser.add_argument("--variants", action="store_true", help="also time every LARS preset")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args) -> int:
+    """``lars-ref bench-optim`` with parsed ``args``."""
     xp, dtype, shapes = resolve_backend(args.backend), np.dtype(args.dtype), resnet20_shapes()
     count = sum(int(np.prod(s)) for s in shapes.values())
     print(f"optimizer step over ResNet-20 shapes: {len(shapes)} tensors, {count:,} values, "

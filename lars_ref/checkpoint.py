@@ -33,10 +33,25 @@ from lars_ref.errors import UserError
 
 FORMAT_VERSION = 1
 _TREE_KEY = "__tree__"
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+def checkpoint_path(out_dir: str) -> str:
+    """``<out_dir>/checkpoint.npz``, the checkpoint of the run in ``out_dir``."""
+    return os.path.join(out_dir, CHECKPOINT_NAME)
+
+
+def temporary_names(path) -> str:
+    """Glob pattern of the temporary files that :func:`save_checkpoint` writes."""
+    return f".{os.path.basename(os.fspath(path))}.*.tmp"
 
 
 class CheckpointError(UserError):
     """A checkpoint file is missing, corrupt, or does not fit the current run."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """The file system refused a checkpoint write (e.g. no space left on the device)."""
 
 
 # ----------------------------------------------------------------------------------
@@ -104,22 +119,33 @@ def save_checkpoint(path, state: dict) -> str:
     -------
     str
         The path written.
+
+    Raises
+    ------
+    CheckpointError
+        When the file system refuses the write (e.g. no space left); the
+        previous file at ``path`` is untouched and no temporary file is left.
     """
     path = os.fspath(path)
     arrays = _encode(state)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                                    suffix=".tmp", dir=directory)
+                                    suffix=".tmp", dir=directory)  # temporary_names
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())  # the bytes are on disk before the rename
         os.replace(tmp_path, path)  # atomic on POSIX and Windows
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
+        if isinstance(err, OSError):  # disk full, quota, read-only file system
+            raise CheckpointWriteError(
+                f"cannot write the checkpoint {path} ({err.strerror or err}); the "
+                "previous checkpoint is kept. Free some space (or pick another --out) "
+                "and continue with --resume") from None
         raise
     _fsync_directory(directory)  # make the rename itself durable
     return path

@@ -26,9 +26,10 @@ import dataclasses
 import os
 import time
 
-from lars_ref.backend import resolve_backend
+from lars_ref.backend import BACKEND_NAMES, keep_freed_host_memory, resolve_backend
 from lars_ref.config import TrainConfig
 from lars_ref.data import load_dataset
+from lars_ref.run_folder import check_output_folder
 from lars_ref.train import train
 
 
@@ -67,6 +68,41 @@ QUICK_RUNS = (
 )
 
 
+def register(commands) -> None:
+    """Add ``demo`` to the ``lars-ref`` command tree (argparse subparsers)."""
+    demo = commands.add_parser(
+        "demo", help="the paper's story in a few minutes on 8x8 digits (start here)",
+        description=(
+            "Train a small AlexNet-BN on scikit-learn's 8x8 digits at a small and a\n"
+            "large batch, with (a) SGD + linear LR scaling + warm-up and (b) LARS.\n"
+            "Prints a table shaped like the paper's Tables 1 and 3 and saves plots\n"
+            "(test accuracy curves; local LR of the first and last layer, as in\n"
+            "paper Fig. 2) in the output folder.\n\n"
+            "example:  lars-ref demo --out demo_out"))
+    flag = demo.add_argument
+    flag("--quick", action="store_true",
+         help="tiny settings that finish in seconds (a smoke test)")
+    flag("--out", default="lars_ref_out/demo",
+         help="folder for the table, metrics and plots (default: %(default)s)")
+    flag("--backend", default="numpy", choices=BACKEND_NAMES,
+         help="array backend; cupy runs on a GPU (default: %(default)s)")
+    flag("--epochs", type=float, default=None,
+         help="epochs per run (default: the demo's tuned value, "
+              f"{DEFAULT_EPOCHS})")
+    flag("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    flag("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=run_demo_command)
+
+
+def run_demo_command(args) -> int:
+    """``lars-ref demo``: check the output folder, then run the demo."""
+    check_output_folder(args.out, "--out")
+    keep_freed_host_memory()
+    run_demo(out_dir=args.out, backend=args.backend, quick=args.quick,
+             epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    return 0
+
+
 def demo_config(run: DemoRun, *, epochs: float, seed: int, out_dir: str,
                 backend: str, progress: bool, num_train: int = 1437) -> TrainConfig:
     """The :class:`TrainConfig` of one demo run (AlexNet-BN on the digits' 1437)."""
@@ -77,6 +113,7 @@ def demo_config(run: DemoRun, *, epochs: float, seed: int, out_dir: str,
         warmup_epochs=run.warmup_epochs, batch_size=run.batch_size, seed=seed,
         backend=backend, out=os.path.join(out_dir, run.name), progress=progress,
         log_every=max(1, steps_per_epoch), diag_every=max(1, steps_per_epoch // 8),
+        console=False,  # the demo prints one line per run instead
         blas_threads=1)  # small GEMMs: 1 BLAS thread is fastest (unused on a GPU)
 
 
@@ -95,7 +132,10 @@ def run_demo(out_dir: str = "lars_ref_out/demo", *, backend: str = "numpy",
         config = demo_config(run, epochs=epochs, seed=seed, out_dir=out_dir,
                              backend=backend, progress=progress,
                              num_train=len(digits.x_train))
-        results.append((run, train(config, dataset=digits)))
+        result = train(config, dataset=digits)
+        if result.interrupted:  # Ctrl-C: the run wrote its checkpoint; stop the demo
+            raise KeyboardInterrupt
+        results.append((run, result))
     tables = format_tables(results, epochs)
     if quick:
         tables += "\n(--quick: a smoke test of seconds; its accuracies mean nothing)\n"

@@ -18,11 +18,12 @@ Introduced in ``notebooks/02_lars_algorithm1.ipynb``.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
+import os
 
 from lars_ref.backend import get_xp, to_numpy
+from lars_ref.optim import l2_norm
+from lars_ref.table_files import append_csv, append_jsonl
 
 STAT_FIELDS = ("w_norm", "g_norm", "local_lr", "update_norm")
 COLUMNS = ("step", "name", "w_norm", "g_norm", "w_over_g", "local_lr", "update_norm",
@@ -118,21 +119,20 @@ class DiagnosticsRecorder:
 
 
 def write_csv(rows: list, path, columns=COLUMNS) -> None:
-    """Write dict rows to a CSV file with the given column order."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row[c] for c in columns})
+    """Write dict rows to a new CSV file with the given column order."""
+    _truncate(path)
+    append_csv(path, rows, columns, header=True)
 
 
 def write_jsonl(rows: list, path) -> None:
-    """Write dict rows as JSON lines; non-finite floats become ``null``."""
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                     for k, v in row.items()}
-            f.write(json.dumps(clean) + "\n")
+    """Write dict rows to a new JSON lines file; non-finite floats become ``null``."""
+    _truncate(path)
+    append_jsonl(path, rows)
+
+
+def _truncate(path) -> None:
+    with open(os.fspath(path), "w", encoding="utf-8"):
+        pass
 
 
 def table2_rows(params: dict, grads: dict) -> list:
@@ -157,8 +157,7 @@ def table2_rows(params: dict, grads: dict) -> list:
                              f"weight shape {tuple(params[name].shape)}")
     norms = []
     for name in names:
-        xp = get_xp(params[name])
-        norms += [xp.linalg.norm(params[name].ravel()), xp.linalg.norm(grads[name].ravel())]
+        norms += [l2_norm(params[name]), l2_norm(grads[name])]
     host = gather_scalars(norms)
     return [{"name": n, "w_norm": host[2 * i], "g_norm": host[2 * i + 1],
              "ratio": _ratio(host[2 * i], host[2 * i + 1])} for i, n in enumerate(names)]

@@ -205,26 +205,21 @@ def scores_table(scores) -> str:
 # Command line: lars-ref exercises make OUT | grade NOTEBOOK...
 # ----------------------------------------------------------------------------------
 def register(commands) -> None:
-    """Add ``exercises`` (with ``make`` and ``grade``) to argparse ``commands``."""
-    import argparse
-
+    """Add ``exercises make`` and ``exercises grade`` to the ``lars-ref`` command tree."""
     parser = commands.add_parser(
         "exercises", help="course mode: make student copies, grade their notebooks",
         description="Course mode (docs/course.md): write the student copies of the "
                     "exercise notebooks, or grade students' notebooks with the "
-                    "hidden tests.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "hidden tests.\n\nexample:  lars-ref exercises make handout/")
     actions = parser.add_subparsers(title="actions", metavar="<action>", required=True)
     make = actions.add_parser(
-        "make", help="write student copies (solutions and hidden tests removed)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "make", help="write student copies (solutions and hidden tests removed)")
     make.add_argument("out", help="folder for the student copies")
     make.add_argument("--source", default=str(NOTEBOOKS_DIR),
                       help="folder of the teacher's notebooks")
     make.set_defaults(handler=_cmd_make)
     grade = actions.add_parser(
-        "grade", help="run the hidden tests in students' notebooks; print scores",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "grade", help="run the hidden tests in students' notebooks; print scores")
     grade.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                        help="students' notebooks (file names as handed out)")
     grade.add_argument("--source", default=str(NOTEBOOKS_DIR),
@@ -249,18 +244,3 @@ def _cmd_grade(args) -> int:
         with open(args.csv, "w", encoding="utf-8", newline="") as f:
             f.write(table)
     return 0
-
-
-def main(argv=None) -> int:
-    """``lars-ref exercises ...`` on its own (for the cli's forwarded commands)."""
-    import argparse
-
-    from lars_ref.cli import _fail
-
-    parser = argparse.ArgumentParser(prog="lars-ref")
-    register(parser.add_subparsers(required=True))
-    args = parser.parse_args(["exercises", *(argv or [])])
-    try:
-        return args.handler(args)
-    except UserError as err:
-        return _fail(err)

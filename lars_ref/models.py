@@ -78,11 +78,13 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
         1/16 at small geometry.
     geometry : {"auto", "paper", "small"}
         "auto" picks "paper" when H and W are at least 128.
-    init : {"auto", "paper", "paper_gain"}
+    init : {"auto", "paper", "paper_gain", "he"}
         "paper": the Gaussian stds above, verbatim. "paper_gain": each std times
         sqrt(paper fan-in / fan-in), so std * sqrt(fan_in) is the paper
-        network's (see :func:`weight_stds`). "auto": "paper" at paper geometry
-        (where both are the same), "paper_gain" at small geometry.
+        network's. "he": std sqrt(2 / fan_in) (He et al. 2015) for conv1-fc7,
+        fc8 as "paper_gain"; biases always as above (see :func:`weight_stds`).
+        "auto": "paper" at paper geometry, "he" at small geometry, where the
+        authors' stds leave the network at chance (see :func:`weight_stds`).
     dropout : float
         Drop probability of drop6 and drop7.
     seed : int
@@ -98,7 +100,7 @@ def alexnet(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=Non
     on the host; input (N, C, H, W), output logits (N, num_classes).
     """
     g, w = _alexnet_plan(in_shape, geometry, width)
-    std = weight_stds(w, in_shape[0], g, init)
+    std = weight_stds(w, in_shape[0], g, init, small_default="he")
     rng, dropout_rng = np.random.default_rng(seed), _dropout_rng(seed)
     layout = dict(channels_last=channels_last)
 
@@ -139,7 +141,8 @@ def alexnet_bn(*, num_classes=PAPER_NUM_CLASSES, in_shape=PAPER_IN_SHAPE, width=
     0.01 (0.005 for fc6/fc7); bias 0.01 (0.1 for fc6/fc7). These initial norms
     are paper Table 2's ``||w||`` row, with its ``.w``/``.b`` labels swapped
     (see ``tests/test_models.py``). Arguments and return value as
-    :func:`alexnet`.
+    :func:`alexnet`, except that ``init="auto"`` is "paper_gain" at small
+    geometry (BN rescales the signal, so the authors' gain trains here).
     """
     g, w = _alexnet_plan(in_shape, geometry, width)
     std = weight_stds(w, in_shape[0], g, init)
@@ -301,6 +304,7 @@ def _alexnet_head(w, std, num_classes, dropout, rng, dropout_rng, dtype, fc8_bia
 
 PAPER_WEIGHT_STDS = {"conv1": 0.01, "conv2": 0.01, "conv3": 0.01, "conv4": 0.01,
                      "conv5": 0.01, "fc6": 0.005, "fc7": 0.005, "fc8": 0.01}
+ALEXNET_INITS = ("paper", "paper_gain", "he")  # plus "auto" (see weight_stds)
 
 
 def alexnet_fan_ins(widths, in_channels, conv1_kernel, pool5_size):
@@ -312,29 +316,51 @@ def alexnet_fan_ins(widths, in_channels, conv1_kernel, pool5_size):
             "fc8": widths["fc7"]}
 
 
-def weight_stds(widths, in_channels, geometry, init):
+def weight_stds(widths, in_channels, geometry, init, small_default="paper_gain"):
     """The Gaussian std of each AlexNet weight for ``init`` (see :func:`alexnet`).
 
-    DEVIATION(init "paper_gain", the default at small geometry): the authors'
-    stds (0.01; 0.005 for fc6, fc7) were chosen for fan-ins of 363 to 9216. A
-    small AlexNet keeps those stds with fan-ins of 9 to 256, so at fc6/fc7 the
-    signal is ~1e-3 of the 0.1 biases, the logits hardly depend on the image,
-    and plain SGD does not learn at all in tens of epochs (LARS does, since it
-    rescales every layer). "paper_gain" multiplies each std by
+    ``small_default`` is what "auto" means at small geometry ("paper" at the
+    paper's, where "paper_gain" is the same).
+
+    DEVIATION(init "paper_gain", the default of AlexNet-BN at small geometry):
+    the authors' stds (0.01; 0.005 for fc6, fc7) were chosen for fan-ins of 363
+    to 9216. A small AlexNet keeps those stds with fan-ins of 9 to 256, so at
+    fc6/fc7 the signal is ~1e-3 of the 0.1 biases, the logits hardly depend on
+    the image, and plain SGD does not learn at all in tens of epochs (LARS does,
+    since it rescales every layer). "paper_gain" multiplies each std by
     sqrt(paper fan-in / fan-in), keeping std * sqrt(fan_in) of the paper's
     network; at the paper's size the factor is 1. Biases are unchanged.
+
+    DEVIATION(init "he", the default of AlexNet with LRN at small geometry):
+    "paper_gain" keeps the paper's gains std * sqrt(fan_in) = 0.19 (conv1),
+    0.35, 0.48, 0.42, 0.42, 0.48 (fc6), 0.32, 0.64 (fc8); each layer and ReLU
+    keeps 0.13-0.45 of the image-dependent part of the signal, 5e-5 from input
+    to logits. BVLC feeds mean-subtracted pixels (std ~60), this repository
+    unit-std ones, so without BN the logits differ between images by ~4e-5
+    while the 0.1 biases keep every unit near the same constant, every gradient
+    carries almost no image information, and SGD stays at chance loss ln 10
+    (measured in ``docs/paper_notes.md``). "he" gives conv1-fc7 the ReLU gain
+    sqrt(2) (He et al. 2015), so the signal keeps its size through the depth,
+    and fc8 the "paper_gain" std, so the first logits stay small (loss near
+    ln 10) as in the paper.
     """
     if init == "auto":
-        init = "paper" if geometry.conv1_kernel == CONV1_PAPER["conv1_kernel"] else "paper_gain"
-    if init not in ("paper", "paper_gain"):
-        raise ValueError(f"alexnet: init must be 'auto', 'paper' or 'paper_gain', got {init!r}")
+        paper_size = geometry.conv1_kernel == CONV1_PAPER["conv1_kernel"]
+        init = "paper" if paper_size else small_default
+    if init not in ALEXNET_INITS:
+        names = ", ".join(repr(name) for name in ALEXNET_INITS)
+        raise ValueError(f"alexnet: init must be 'auto', {names}; got {init!r}")
     if init == "paper":
         return dict(PAPER_WEIGHT_STDS)
     paper = alexnet_fan_ins(ALEXNET_WIDTHS, PAPER_IN_SHAPE[0], CONV1_PAPER["conv1_kernel"],
                             pool5_size=6)
     actual = alexnet_fan_ins(widths, in_channels, geometry.conv1_kernel, geometry.pool5_size)
-    return {name: std * np.sqrt(paper[name] / actual[name])
+    stds = {name: std * np.sqrt(paper[name] / actual[name])
             for name, std in PAPER_WEIGHT_STDS.items()}
+    if init == "he":
+        stds.update({name: np.sqrt(2 / fan_in) for name, fan_in in actual.items()
+                     if name != "fc8"})
+    return stds
 
 
 def _alexnet_plan(in_shape, geometry, width):

@@ -56,21 +56,6 @@ def normalised_digits_batch(dataset, size: int):
     return x, dataset.y_train[:size]
 
 
-def he_init(model, seed: int):
-    """Redraw every weight ``.w`` from N(0, 2 / fan_in) (He et al. 2015); biases stay.
-
-    DEVIATION (notebook 05 only): at the authors' init the small AlexNet with LRN
-    learns nothing in tens of epochs (the signal fades layer by layer), so no LR
-    range could be compared; both networks get this same init instead.
-    """
-    rng = np.random.default_rng(seed)
-    for name, w in model.named_parameters():
-        if name.endswith(".w"):
-            fan_in = w.size // w.shape[0] if w.ndim == 4 else w.shape[0]  # conv, fc
-            w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
-    return model
-
-
 class SweepRow(NamedTuple):
     """One run of a sweep."""
     model: str
@@ -84,6 +69,10 @@ def lr_sweep(model_names, lrs, seeds, *, batch_size=256, epochs=15,
              warmup_epochs=None, out_dir=None) -> list:
     """Train each model at each base LR and seed with SGD + poly(2); return SweepRow.
 
+    Both networks start from init "he" (:func:`lars_ref.models.weight_stds`): at
+    the authors' init the small AlexNet with LRN learns nothing in tens of
+    epochs, so there would be no LR range to compare.
+
     ``warmup_epochs`` maps a model name to its linear warm-up from LR 0.001
     (paper Table 1: 2.5 epochs for AlexNet, none for AlexNet-BN).
     """
@@ -93,15 +82,14 @@ def lr_sweep(model_names, lrs, seeds, *, batch_size=256, epochs=15,
     for name in model_names:
         for seed in seeds:
             for lr in lrs:
-                model = he_init(build_model(name, num_classes=DIGITS_CLASSES,
-                                            in_shape=DIGITS_SHAPE, seed=seed), seed)
                 config = TrainConfig(
-                    model=name, dataset="digits", optimizer="sgd", lr=lr, epochs=epochs,
-                    batch_size=batch_size, seed=seed, warmup_start_lr=0.001,
+                    model=name, dataset="digits", init="he", optimizer="sgd", lr=lr,
+                    epochs=epochs, batch_size=batch_size, seed=seed, warmup_start_lr=0.001,
                     warmup_epochs=warmup_epochs.get(name, 0.0), progress=False,
+                    console=False,
                     out=os.path.join(out_dir, f"{name}_s{seed}_lr{lr:g}"),
                     log_every=1000, diag_every=1000, blas_threads=1)
-                result = train(config, dataset=dataset, model=model)
+                result = train(config, dataset=dataset)
                 rows.append(SweepRow(name, seed, lr, result.final_test_acc or 0.0,
                                      result.diverged))
     return rows
@@ -238,7 +226,7 @@ def trained_weights(settings: dict, out_dir: str, procs: int = 1) -> dict:
     (lars-ref then starts ``mpiexec``); :func:`data_parallel_status` says
     whether this machine can.
     """
-    config = TrainConfig(**settings, out=out_dir, progress=False)
+    config = TrainConfig(**settings, out=out_dir, progress=False, console=False)
     if procs == 1:
         train(config)
     else:
@@ -317,7 +305,7 @@ def missing_map_targets(rows, root: str = REPO_ROOT) -> list:
 
 
 __all__ = ["DemoRun", "SweepRow", "TRAINS_AT", "batch_sweep", "digits", "epoch_means",
-           "he_init", "largest_trained_lr", "lr_sweep", "max_relative_difference",
+           "largest_trained_lr", "lr_sweep", "max_relative_difference",
            "mean_over_workers", "mean_top1", "data_parallel_status", "trained_weights",
            "missing_map_targets", "paper_map_rows",
            "normalised_digits_batch", "output_of", "scale_invariance",

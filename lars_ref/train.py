@@ -8,7 +8,8 @@ interval, when :class:`~lars_ref.metrics.ScalarBuffer` gathers them in one copy.
 
 Files written in ``config.out``:
 
-* ``steps.{jsonl,csv}``   per step: step t, epoch, lr gamma_t, loss, train_acc
+* ``steps.{jsonl,csv}``   per step: step t, epoch, lr (the gamma that L5 used),
+  loss, train_acc
 * ``epochs.{jsonl,csv}``  per epoch: train loss/accuracy, test loss/accuracy
 * ``layers.{jsonl,csv}``  every ``diag_every`` steps, per tensor: ||w||, ||g||, their
   ratio, local LR lambda (1 for SGD), ||update||, ||update||/||w||
@@ -17,6 +18,9 @@ Files written in ``config.out``:
   that two runs with one seed write byte-identical metrics)
 * ``config.json``, ``checkpoint.npz`` (see :mod:`lars_ref.checkpoint`)
 
+Checkpoints are written every ``checkpoint_every`` epochs, every
+``checkpoint_every_steps`` steps and/or ``checkpoint_every_minutes`` minutes, at
+the end, and when SIGINT (Ctrl-C) or SIGTERM arrives (after the current step).
 A NaN/Inf loss stops the run with a message; the last checkpoint, written
 before the divergence, stays untouched.
 
@@ -27,35 +31,31 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
+import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from lars_ref.backend import resolve_backend, to_device
-from lars_ref.checkpoint import (CheckpointError, check_compatible, load_checkpoint,
-                                 save_checkpoint)
+from lars_ref.checkpoint import (CheckpointError, check_compatible, checkpoint_path,
+                                 load_checkpoint, save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
-from lars_ref.diagnostics import DiagnosticsRecorder
-from lars_ref.metrics import MetricsWriter, ScalarBuffer
-from lars_ref.train_setup import (blas_threads, load_data, make_batches, make_model,
+from lars_ref.metrics import RunRecords, console_line, frozen_warning
+from lars_ref.run_folder import prepare_run_folder
+from lars_ref.train_setup import (blas_threads, check_names, describe_optimizer,
+                                  load_data, lr_of_line_5, make_batches, make_model,
                                   make_optimizer, make_schedule, progress_bar,
-                                  run_description, use_given_model)
+                                  run_description, stop_signals, use_given_model)
 from lars_ref.train_step import DivergenceError, evaluate, forward_backward, train_step
 
 __all__ = ["train", "TrainResult", "DivergenceError", "forward_backward", "train_step",
            "evaluate", "checkpoint_path"]
 
-CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_KEYS = ("run", "config", "step", "model", "optimizer", "data", "rng",
                    "metrics")
-
-
-def checkpoint_path(out_dir: str) -> str:
-    """``<out_dir>/checkpoint.npz``."""
-    return os.path.join(out_dir, CHECKPOINT_NAME)
 
 
 @dataclasses.dataclass
@@ -72,6 +72,7 @@ class TrainResult:
     message: str = ""          # why the run stopped early ("" when it ran to the end)
     model: object = None       # the trained model (weights on the run's device)
     optimizer: object = None
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM (a checkpoint was written)
 
     @property
     def final_test_acc(self):
@@ -86,8 +87,8 @@ class TrainResult:
                 f"checkpoint in {self.out_dir}")
 
 
-def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None,
-          stop_at_step: int | None = None) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = True,
+          dataset=None, model=None, stop_at_step: int | None = None) -> TrainResult:
     """Train one model as ``config`` says; write metrics and checkpoints to its ``out``.
 
     Parameters
@@ -97,6 +98,9 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None
     resume : bool
         Continue from ``<out>/checkpoint.npz``; the final weights equal those
         of an uninterrupted run bit for bit (on the CPU).
+    overwrite : bool
+        Start over even if ``<out>`` holds a checkpoint (False: refuse, as the
+        command line does without ``--overwrite``).
     dataset : lars_ref.data.Dataset, optional
         Use these arrays instead of loading ``config.dataset``.
     model : lars_ref.nn.Module, optional
@@ -111,13 +115,16 @@ def train(config: TrainConfig, *, resume: bool = False, dataset=None, model=None
     -------
     TrainResult
     """
-    run = Run(config.validate(), dataset=dataset, model=model)
+    config = config.validate()
+    check_names(config, model_given=model is not None)       # before loading anything
+    prepare_run_folder(config.out, resume=resume, overwrite=overwrite)
+    run = Run(config, dataset=dataset, model=model)
     if resume:
         run.restore()
     else:
         run.start_fresh()
-    with blas_threads(config.blas_threads):
-        return run.loop(stop_at_step)
+    with blas_threads(config.blas_threads), stop_signals() as stop_request:
+        return run.loop(stop_at_step, stop_request)
 
 
 class Run:
@@ -133,18 +140,15 @@ class Run:
         self.model = make_model(config, data, self.xp) if model is None else \
             use_given_model(model, config, self.xp)
         self.optimizer = make_optimizer(config, self.schedule.gamma)
-        self.dtype = np.dtype(config.dtype)
-        self.pending_steps = ScalarBuffer()
-        self.diagnostics = DiagnosticsRecorder(every=config.diag_every)
-        self.metrics = None
+        self.records = None          # RunRecords, made once the run starts or resumes
         self.checkpoint_step = None  # t of the last checkpoint written or loaded
+        self.checkpoint_time = time.perf_counter()
         self.diverged_at = None      # step whose gathered loss was NaN/Inf
         self.current_epoch = 0       # epoch of the batch of the step in progress
 
     # ------------------------------------------------------------------ start
     def start_fresh(self) -> None:
-        os.makedirs(self.out_dir, exist_ok=True)
-        self.metrics = MetricsWriter(self.out_dir)
+        self.records = RunRecords(self.out_dir, self.config.diag_every)
         open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
         self._write_config()
 
@@ -165,9 +169,9 @@ class Run:
             raise CheckpointError(f"cannot resume from {path}: {err}") from None
         for name, module in self.model.named_modules():
             if name in state["rng"]:
-                module.rng.bit_generator.state = state["rng"][name]
-        self.metrics = MetricsWriter(self.out_dir)
-        self.metrics.load_state_dict(state["metrics"])
+                module.load_random_state(state["rng"][name])
+        self.records = RunRecords(self.out_dir, self.config.diag_every)
+        self.records.writer.load_state_dict(state["metrics"])
         self.checkpoint_step = int(state["step"])
         self._write_config()
 
@@ -178,114 +182,122 @@ class Run:
             f.write("\n")
 
     # ------------------------------------------------------------------ loop
-    def loop(self, stop_at_step=None) -> TrainResult:
+    def loop(self, stop_at_step=None, stop_request=None) -> TrainResult:
         T = self.schedule.total_steps
         stop = T if stop_at_step is None else min(stop_at_step, T)
-        message, diverged = "", False
+        message, diverged, interrupted = "", False, False
         self._started = time.perf_counter()
+        self._say(describe_optimizer(self.config))
         # Overflow on the way to a divergence is reported once, as a DivergenceError.
-        with progress_bar(self.config, T, self.optimizer.t) as bar, \
+        with progress_bar(self.config, T, self.optimizer.t) as self.bar, \
                 np.errstate(over="ignore", invalid="ignore"):
-            self.bar = bar
             try:
-                while self.optimizer.t < stop:
+                while self.optimizer.t < stop and not _stop_asked(stop_request):
                     self._step()
-                    bar.update(1)
+                    self.bar.update(1)
+                interrupted = _stop_asked(stop_request) and self.optimizer.t < T
                 self._finish()
             except DivergenceError as err:
                 message, diverged = self._diverged(err), True
-        if not diverged and stop < T:
+        if interrupted:
+            message = (f"stopped by {stop_request.signal_name} after step "
+                       f"{self.optimizer.t} of {T}; the checkpoint is written, "
+                       "continue with --resume")
+        elif not diverged and stop < T:
             message = (f"stopped after step {stop} of {T} as asked; continue with "
                        "resume=True (lars-ref train --resume)")
-        records = self.metrics.records
+        records = self.records.rows
         return TrainResult(self.config, self.out_dir, self.optimizer.t,
                            records["epochs"], records["steps"], records["layers"],
-                           diverged, message, self.model, self.optimizer)
+                           diverged, message, self.model, self.optimizer, interrupted)
 
     def _step(self) -> None:
         """One global batch: host -> device, k micro-batches, one update, metrics."""
         t, epoch = self.optimizer.t, self.batches.epoch
         self.current_epoch = epoch
         x_host, y_host = self.batches.next_batch()
-        x = to_device(x_host, self.xp).astype(self.dtype, copy=False)
+        x = to_device(x_host, self.xp).astype(np.dtype(self.config.dtype), copy=False)
         y = to_device(y_host, self.xp)
         loss, correct = train_step(self.model, self.optimizer, x, y,
                                    self.config.iter_size)
-        self.pending_steps.add(
-            {"step": t, "epoch": epoch, "lr": self.schedule.gamma(t)},
-            {"loss": loss, "train_acc": correct / len(y_host)})
-        self.diagnostics.record(t, self.optimizer.last_stats)  # every diag_every steps
+        self.records.add_step(t, epoch, lr_of_line_5(self.optimizer, t), loss, correct,
+                              len(y_host), self.optimizer.last_stats)
         if (t + 1) % self.config.log_every == 0:
             self._flush()
         if self.batches.epoch != epoch:  # that batch was the last of its epoch
             last = self.optimizer.t == self.schedule.total_steps
             self._end_epoch(epoch + 1, final=last)
+        elif self._checkpoint_due():
+            self._save()
 
     def _flush(self) -> None:
         """Gather the queued device scalars (one device-to-host copy) and write them."""
-        rows = self.pending_steps.gather()
-        finite = [math.isfinite(row["loss"]) for row in rows]
-        good = rows if all(finite) else rows[:finite.index(False)]
-        self.metrics.write("steps", good)
-        self.metrics.write("layers", self.diagnostics.flush())
-        self.diagnostics.rows.clear()  # MetricsWriter keeps them
-        if len(good) < len(rows):
-            self.diverged_at = rows[len(good)]["step"]
-            raise DivergenceError(f"the loss is {rows[len(good)]['loss']}")
-        if rows:
-            last = rows[-1]
+        flushed = self.records.flush()
+        self._warn_frozen(flushed.layers)
+        if flushed.first_bad is not None:
+            self.diverged_at = flushed.first_bad["step"]
+            raise DivergenceError(f"the loss is {flushed.first_bad['loss']}")
+        if flushed.steps:
+            last = flushed.steps[-1]
             self.bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.4g}")
 
     def _end_epoch(self, epochs_done, final: bool = False) -> None:
-        """Epoch row (train means, test score), timing, and the periodic checkpoint."""
+        """Epoch row (train means, test score), console line, periodic checkpoint."""
         self._flush()
         config, t = self.config, self.optimizer.t
         test_loss = test_acc = None
         if final or epochs_done % config.eval_every == 0:
             test_loss, test_acc = evaluate(self.model, self.x_test, self.y_test)
-        epoch_index = math.ceil(epochs_done) - 1  # a partial last epoch: 2.5 -> 2
-        steps = [r for r in self.metrics.records["steps"] if r["epoch"] == epoch_index]
-        self.metrics.write("epochs", [{
-            "epoch": epochs_done, "step": t, "lr": self.schedule.gamma(t - 1),
-            "train_loss": float(np.mean([r["loss"] for r in steps])),
-            "train_acc": float(np.mean([r["train_acc"] for r in steps])),
-            "test_loss": test_loss, "test_acc": test_acc}])
+        row = self.records.add_epoch(epochs_done, t, lr_of_line_5(self.optimizer, t - 1),
+                                     test_loss, test_acc)
         wall_s = round(time.perf_counter() - self._started, 3)
-        self.metrics.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
-        if final or epochs_done % config.checkpoint_every == 0:
+        self.records.writer.log_timing({"epoch": epochs_done, "step": t, "wall_s": wall_s})
+        self._say(console_line(row, self.schedule.total_steps
+                               / self.schedule.steps_per_epoch, wall_s))
+        periodic = epochs_done % config.checkpoint_every == 0
+        if final or periodic or self._checkpoint_due():
             self._save()
 
     def _finish(self) -> None:
-        """At the end of training (or at stop_at_step): last epoch row, checkpoint."""
+        """At the end of training (or at a stop): last epoch row, checkpoint."""
         t, T = self.optimizer.t, self.schedule.total_steps
-        epoch_rows = self.metrics.records["epochs"]
+        epoch_rows = self.records.rows["epochs"]
         if t == T and not (epoch_rows and epoch_rows[-1]["step"] == T):
             self._end_epoch(round(T / self.schedule.steps_per_epoch, 6), final=True)
         elif self.checkpoint_step != t:
             self._save()
 
+    def _checkpoint_due(self) -> bool:
+        """True when --checkpoint-every-steps or --checkpoint-every-minutes says so."""
+        every_steps = self.config.checkpoint_every_steps
+        minutes = self.config.checkpoint_every_minutes
+        if every_steps and self.optimizer.t % every_steps == 0:
+            return True
+        return bool(minutes) and \
+            time.perf_counter() - self.checkpoint_time >= 60 * minutes
+
     def _save(self) -> None:
         self._flush()  # raises DivergenceError before a bad state is written
         model = self.model
-        rngs = {name: module.rng.bit_generator.state for name, module in
-                model.named_modules() if isinstance(getattr(module, "rng", None),
-                                                    np.random.Generator)}
+        rngs = {name: module.random_state() for name, module in model.named_modules()
+                if hasattr(module, "random_state")}
         state = {"run": run_description(self.config, model),
                  "config": self.config.to_dict(), "step": self.optimizer.t,
                  "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "data": self.batches.state_dict(), "rng": rngs,
-                 "metrics": self.metrics.state_dict()}
+                 "metrics": self.records.writer.state_dict()}
         assert tuple(state) == CHECKPOINT_KEYS
         save_checkpoint(checkpoint_path(self.out_dir), state)
         self.checkpoint_step = self.optimizer.t
+        self.checkpoint_time = time.perf_counter()
 
     def _diverged(self, err: DivergenceError) -> str:
         """Log the failed step as NaN, keep the last checkpoint, return the message."""
         with contextlib.suppress(DivergenceError):
             self._flush()
         t = self.optimizer.t if self.diverged_at is None else self.diverged_at
-        lr = self.schedule.gamma(t)
-        self.metrics.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
+        lr = lr_of_line_5(self.optimizer, t)
+        self.records.writer.write("steps", [{"step": t, "epoch": self.current_epoch, "lr": lr,
                                       "loss": float("nan"), "train_acc": float("nan")}])
         if self.checkpoint_step is None:
             kept = "no checkpoint was written before it"
@@ -294,3 +306,20 @@ class Run:
                     f"in {checkpoint_path(self.out_dir)}")
         return (f"training diverged at step {t} (lr {lr:.4g}): {err}; {kept}. Lower "
                 "the learning rate, lengthen the warm-up, or use LARS")
+
+    # ------------------------------------------------------------------ console
+    def _say(self, line: str) -> None:
+        """One line on stdout (above the progress bar) when ``config.console`` is on."""
+        if self.config.console:
+            tqdm.write(line, file=sys.stdout)
+            sys.stdout.flush()  # a log file or a pipe sees each line at once
+
+    def _warn_frozen(self, layer_rows) -> None:
+        """Once, at step 0: name the tensors that the zero-norm rule keeps frozen."""
+        warning = frozen_warning(layer_rows, self.config.optimizer)
+        if warning and self.config.console:
+            print(f"lars-ref: warning: {warning}", file=sys.stderr, flush=True)
+
+
+def _stop_asked(stop_request) -> bool:
+    return stop_request is not None and stop_request.signal_name is not None

@@ -54,10 +54,10 @@ def test_cli_user_error_in_subprocess_has_no_traceback(tmp_path):
     (["--model", "vgg99"], "unknown model 'vgg99'"),
     (["--dataset", "imagenet22k"], "unknown dataset 'imagenet22k'"),
     (["--optimizer", "adamw"], "unknown optimizer 'adamw'"),
-    (["--batch-size", "5000"], "batch_size 5000 is larger than the 1437 training"),
-    (["--batch-size", "64", "--micro-batch", "10"], "micro_batch 10 does not divide"),
-    (["--lr", "-1"], "lr must be a finite number >= 0"),
-    (["--momentum", "1.5"], "momentum must be in [0, 1)"),
+    (["--batch-size", "5000"], "--batch-size 5000 is larger than the 1437 training"),
+    (["--batch-size", "64", "--micro-batch", "10"], "--micro-batch 10 does not divide"),
+    (["--lr", "-1"], "--lr must be a finite learning rate > 0"),
+    (["--momentum", "1.5"], "momentum m must be in [0, 1), got --momentum=1.5"),
     (["--warmup-steps", "50"], "warm-up longer than the run"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/lars"], "does not exist"),
 ])
@@ -109,20 +109,35 @@ def test_cli_train_end_to_end_then_resume_incompatible(capsys, tmp_path):
     assert "model: checkpoint has 'alexnet_bn', this run has 'alexnet'" in line
 
 
-def test_cli_missing_forwarded_command_is_a_user_error(capsys, monkeypatch):
-    missing = ("lars_ref.no_such_module", "main", "x")
-    monkeypatch.setitem(cli.FORWARDED, "bench", missing)
-    assert "not available" in _user_error(capsys, ["bench", "--help"])
-
-
-def test_cli_forwards_the_rest_of_the_command_line(monkeypatch):
+def test_cli_commands_come_from_their_modules_register(capsys):
     seen = {}
-    module = type(sys)("lars_ref_fake_bench")
-    module.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "lars_ref_fake_bench", module)
-    monkeypatch.setitem(cli.FORWARDED, "bench", ("lars_ref_fake_bench", "main", "x"))
-    assert cli.main(["bench", "--size", "small", "-n", "3"]) == 0
-    assert seen["argv"] == ["--size", "small", "-n", "3"]
+    module = type(sys)("lars_ref_fake_command")
+
+    def register(commands):
+        parser = commands.add_parser("fake", help="a command from another module")
+        parser.add_argument("--size", type=int, default=3, help="(default: %(default)s)")
+        parser.set_defaults(handler=lambda args: seen.setdefault("size", args.size) * 0)
+
+    module.register = register
+    sys.modules["lars_ref_fake_command"] = module
+    try:
+        parser = cli.build_parser(cli.COMMAND_MODULES + ("lars_ref_fake_command",))
+        args = parser.parse_args(["fake", "--size", "5"])
+        assert args.handler(args) == 0 and seen == {"size": 5}
+        with pytest.raises(cli.CommandLineError, match="invalid int value"):
+            parser.parse_args(["fake", "--size", "five"])
+    finally:
+        del sys.modules["lars_ref_fake_command"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--threads", "x"], ["bench-optim", "--dtype", "float16"],
+    ["vectors"], ["crosscheck", "--tol", "1e-9"], ["train", "--lr"],
+    ["demo", "--seed", "one"], ["download"], ["no-such-command"], [],
+])
+def test_cli_every_command_reports_bad_flags_on_one_line(capsys, argv):
+    line = _user_error(capsys, argv)
+    assert "--help" in line
 
 
 def test_cli_cupy_backend_without_gpu_is_a_user_error(capsys, tmp_path):

@@ -34,14 +34,6 @@ def test_largest_trained_lr_uses_the_mean_over_seeds():
     assert teaching.largest_trained_lr(rows, "m", threshold=0.95) is None
 
 
-def test_he_init_draws_weights_with_variance_two_over_fan_in():
-    model = build_model("alexnet", num_classes=10, in_shape=(1, 8, 8))
-    params = dict(teaching.he_init(model, 0).named_parameters())
-    fc6 = params["fc6.w"]                             # (fan_in, out) for a Linear
-    assert abs(fc6.var() * fc6.shape[0] / 2 - 1) < 0.05
-    assert np.all(params["conv2.b"] == 0.1)           # biases keep the BVLC init
-
-
 def test_workers_average_to_the_micro_batch_gradient_with_bn():
     x = np.random.default_rng(0).standard_normal((16, 1, 8, 8))
     y = np.arange(16) % 10

@@ -136,8 +136,9 @@ def test_train_writes_metrics_checkpoint_and_schedule(straight_run):
     assert [row["step"] for row in result.steps] == list(range(15))
     # 1437 // 128 = 11 steps per epoch: one whole epoch, then a partial one (15/11).
     assert [row["epoch"] for row in result.epochs] == [1, round(15 / 11, 6)]
-    # warm-up from 0 over 3 steps to gamma_0 = 1, then (1 - t/15)^2 (absolute clock)
-    expected = [t / 3 for t in range(3)] + [(1 - t / 15) ** 2 for t in range(3, 15)]
+    # warm-up in T_w + 1 = 4 equal rungs to gamma_0 = 1 (step 0 at 1/4, not at 0),
+    # then (1 - t/15)^2 (absolute clock)
+    expected = [(t + 1) / 4 for t in range(3)] + [(1 - t / 15) ** 2 for t in range(3, 15)]
     lrs = [row["lr"] for row in result.steps]
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)
     assert sorted({row["step"] for row in result.layers}) == [0, 3, 6, 9, 12]

@@ -1,8 +1,9 @@
 """Command-line entry points of the cross-check kit.
 
-``lars-ref vectors`` and ``lars-ref crosscheck`` (the ``lars_ref.cli`` command)
-call :func:`vectors_main` and :func:`crosscheck_main` with the arguments after the
-subcommand; ``python -m lars_ref.crosscheck.cli vectors|crosscheck ...`` works too.
+:func:`register` adds ``lars-ref vectors`` and ``lars-ref crosscheck`` to the
+command tree of :mod:`lars_ref.cli`; :func:`vectors_main` and
+:func:`crosscheck_main` run them from Python with the arguments after the
+subcommand, and ``python -m lars_ref.crosscheck.cli vectors|crosscheck ...`` works too.
 
     lars-ref vectors --out DIR                write every preset x case, and the manifest
     lars-ref vectors --verify DIR             check every file's content hash
@@ -12,11 +13,11 @@ Introduced in ``notebooks/04_which_lars_is_mine.ipynb``.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
 from lars_ref.crosscheck.storage import ReferenceFileError
+from lars_ref.errors import UserError
 
 ADAPTER_HELP = ("which optimizer to check: 'preset:NAME' (lars_ref itself as a preset), "
                 "'optax', 'pytorch-optimizer', 'torch:MODULE.CLASS' (any PyTorch optimizer "
@@ -24,16 +25,43 @@ ADAPTER_HELP = ("which optimizer to check: 'preset:NAME' (lars_ref itself as a p
                 "make(case, init_params) -> step(grads, t, gamma_t))")
 
 
-def vectors_main(argv=None) -> int:
-    """``lars-ref vectors``: write (``--out``) or verify (``--verify``) reference files."""
-    parser = argparse.ArgumentParser(prog="lars-ref vectors",
-                                     description="Reference LARS trajectories (float64 .npz + "
-                                     "manifest.json) for every preset on every case.")
-    target = parser.add_mutually_exclusive_group(required=True)
+def register(commands) -> None:
+    """Add ``vectors`` and ``crosscheck`` to the ``lars-ref`` command tree."""
+    from lars_ref.optim import PRESETS
+    vectors = commands.add_parser(
+        "vectors",
+        help="write the reference trajectories (golden vectors) of every preset",
+        description="Reference LARS trajectories (float64 .npz + manifest.json) for "
+                    "every preset on every case.")
+    target = vectors.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="directory to write (created if needed)")
     target.add_argument("--verify", help="directory to check against its manifest")
-    parser.add_argument("--presets", help="comma-separated preset names (default: all)")
-    args = parser.parse_args(argv)
+    vectors.add_argument("--presets",
+                         help="comma-separated preset names (default: all)")
+    vectors.set_defaults(handler=run_vectors)
+    crosscheck = commands.add_parser(
+        "crosscheck",
+        help="check your own LARS against the presets: which LARS is mine?",
+        description="Identify a LARS implementation by replaying the reference cases "
+                    "through it.",
+        epilog="presets: " + ", ".join(PRESETS) + " (docs/variants.md); protocol "
+               "and file format: docs/crosscheck.md")
+    crosscheck.add_argument("--adapter", required=True, help=ADAPTER_HELP)
+    crosscheck.add_argument("--tol", type=float, default=None,
+                            help="match tolerance (default: 1e-9)")
+    crosscheck.add_argument("--no-explain", action="store_true",
+                            help="skip the search for one-option explanations")
+    crosscheck.set_defaults(handler=run_crosscheck)
+
+
+def vectors_main(argv=None) -> int:
+    """``lars-ref vectors ARGV``: write (``--out``) or check (``--verify``) the files."""
+    from lars_ref.cli import main as lars_ref_main
+    return lars_ref_main(["vectors", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_vectors(args) -> int:
+    """``lars-ref vectors`` with parsed ``args``."""
     from lars_ref.crosscheck.vectors import load_vectors, write_vectors
     try:
         if args.verify:
@@ -43,8 +71,7 @@ def vectors_main(argv=None) -> int:
         presets = args.presets.split(",") if args.presets else None
         path = write_vectors(args.out, presets=presets)
     except (ReferenceFileError, ValueError) as err:
-        print(f"lars-ref vectors: error: {err}", file=sys.stderr)
-        return 2
+        raise UserError(str(err)) from None
     print(f"wrote {path} and the .npz files beside it")
     return 0
 
@@ -68,27 +95,20 @@ def resolve_adapter(spec: str):
 
 
 def crosscheck_main(argv=None) -> int:
-    """``lars-ref crosscheck``: print the "which LARS is mine?" report; 0 when a preset matches."""
-    from lars_ref.optim import PRESETS
-    parser = argparse.ArgumentParser(prog="lars-ref crosscheck",
-                                     description="Identify a LARS implementation by replaying "
-                                     "the reference cases through it.",
-                                     epilog="presets: " + ", ".join(PRESETS) +
-                                     " (docs/variants.md); protocol and file format: "
-                                     "docs/crosscheck.md")
-    parser.add_argument("--adapter", required=True, help=ADAPTER_HELP)
-    parser.add_argument("--tol", type=float, default=None, help="match tolerance (1e-9)")
-    parser.add_argument("--no-explain", action="store_true",
-                        help="skip the search for one-option explanations")
-    args = parser.parse_args(argv)
+    """``lars-ref crosscheck ARGV``: "which LARS is mine?"; 0 when a preset matches."""
+    from lars_ref.cli import main as lars_ref_main
+    return lars_ref_main(["crosscheck", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_crosscheck(args) -> int:
+    """``lars-ref crosscheck`` with parsed ``args``; 0 when a preset matches, else 1."""
     from lars_ref.crosscheck.checker import MATCH_TOLERANCE, check
     from lars_ref.crosscheck.report import format_report
     try:
         adapter = resolve_adapter(args.adapter)
     except (ImportError, AttributeError, ValueError) as err:
-        print(f"lars-ref crosscheck: error: cannot load adapter {args.adapter!r}: "
-              f"{type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot load adapter {args.adapter!r}: "
+                        f"{type(err).__name__}: {err}") from None
     report = check(adapter, tol=args.tol or MATCH_TOLERANCE, explain=not args.no_explain)
     print(format_report(report), end="")
     if report.error is not None:
@@ -97,14 +117,9 @@ def crosscheck_main(argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lars_ref.crosscheck.cli vectors|crosscheck ...``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"vectors": vectors_main, "crosscheck": crosscheck_main}
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m lars_ref.crosscheck.cli {{{'|'.join(commands)}}} ...",
-              file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
+    """``python -m lars_ref.crosscheck.cli vectors|crosscheck ...``: ``lars-ref``."""
+    from lars_ref.cli import main as lars_ref_main
+    return lars_ref_main(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

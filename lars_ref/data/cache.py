@@ -7,10 +7,12 @@ time of the archive, or of every file of a folder) plus the loader's options,
 so editing or replacing the source makes a new entry instead of serving stale
 arrays.
 
-Entries go beside the data when that folder is writable, else into the cache
-directory: ``$LARS_REF_CACHE``, or ``~/.cache/lars_ref``. Each is written to a
-temporary file in the same folder and renamed with ``os.replace``, so a crash
-never leaves a half-written entry under the real name.
+Entries go into the cache directory only: ``cache_dir`` when a caller passes
+one, else ``$LARS_REF_CACHE``, else ``~/.cache/lars_ref``. A data folder is never
+written to on our own (it may be shared, backed up, or under version control); a
+user who wants the cache beside the data sets ``LARS_REF_CACHE`` to that folder.
+Each entry is written to a temporary file in the cache folder and renamed with
+``os.replace``, so a crash never leaves a half-written entry under the real name.
 
 Introduced in ``docs/architecture.md`` ("Data") and README.md ("Data").
 """
@@ -52,11 +54,10 @@ def fingerprint(source: Path, options: str) -> str:
 
 
 def entry_paths(source: Path, key: str, cache_dir=None) -> list[Path]:
-    """Where an entry for ``source`` may live: beside it, then in the cache dir."""
+    """Where the entry for ``source`` lives: one path in the cache directory."""
     source = Path(source).resolve()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return [source.with_name(f"{source.name}.lars_ref-{key}.npz"),
-            cache_dir / f"{source.name}-{key}.npz"]
+    return [cache_dir.expanduser() / f"{source.name}-{key}.npz"]
 
 
 def load_entry(paths, keys) -> dict | None:

@@ -134,3 +134,20 @@ def _is_valid(path: Path, spec, dataset: str) -> bool:
 def _say(enabled: bool, message: str) -> None:
     if enabled:
         print(message, file=sys.stderr)
+
+
+def register(commands) -> None:
+    """Add ``download`` to the ``lars-ref`` command tree (argparse subparsers)."""
+    parser = commands.add_parser(
+        "download", help="fetch a dataset (hash-checked) into the data folder",
+        description=("Download the official files of a dataset and check their "
+                     "hashes.\n\nexample:  lars-ref download mnist --data-dir ~/data"))
+    parser.add_argument("name", help="dataset name: " + ", ".join(sources.REMOTE))
+    parser.add_argument("--data-dir", help="target folder (default: $LARS_REF_DATA)")
+    parser.set_defaults(handler=_run_download_command)
+
+
+def _run_download_command(args) -> int:
+    path = download(args.name, data_dir=args.data_dir)
+    print(f"{args.name} is in {path}")
+    return 0

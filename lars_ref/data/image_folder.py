@@ -121,7 +121,7 @@ def load_image_folder(data_dir, *, splits=("train", "test"), grayscale: bool = F
     splits : the (train, test) folder names
     grayscale : decode to 1 channel instead of 3
     use_cache : read/write decoded arrays as .npz (see :mod:`lars_ref.data.cache`)
-    cache_dir : where the cache goes if the source's folder is read-only
+    cache_dir : the cache folder (default: $LARS_REF_CACHE or ~/.cache/lars_ref)
         (default ``$LARS_REF_CACHE`` or ``~/.cache/lars_ref``)
     sha256 : if given and the source is an archive, its sha256 must equal this
         (checked only when decoding, i.e. on a cache miss)

@@ -237,5 +237,13 @@ class Dropout(Module):
         with self.layer_errors():
             return F.dropout_backward(dout, cache)
 
+    def random_state(self) -> dict:
+        """The state of the mask generator (JSON-able), for a checkpoint."""
+        return self.rng.bit_generator.state
+
+    def load_random_state(self, state: dict) -> None:
+        """Continue the mask sequence from :meth:`random_state`'s ``state``."""
+        self.rng.bit_generator.state = state
+
     def extra_repr(self):
         return f"p={self.p}"

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from lars_ref.checks import check_choice, check_lr
+
 DECAY_CLOCKS = ("absolute", "after_warmup")
 
 
@@ -33,11 +35,6 @@ def _check_step(t) -> None:
         raise ValueError(f"step t must be an integer, got t={t!r}")
     if t < 0:
         raise ValueError(f"step t must be >= 0 (0-based), got t={t}")
-
-
-def _check_lr(name: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite learning rate >= 0, got {name}={value}")
 
 
 def _check_total_steps(T) -> None:
@@ -67,7 +64,7 @@ def linear_scaling(base_lr: float, batch_size: int, base_batch_size: int) -> flo
     >>> linear_scaling(0.02, 8192, 512)
     0.32
     """
-    _check_lr("base_lr", base_lr)
+    check_lr(base_lr, "base_lr")
     for name, value in (("batch_size", batch_size), ("base_batch_size", base_batch_size)):
         if isinstance(value, bool) or int(value) != value or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
@@ -89,8 +86,8 @@ def linear_warmup(t: int, start_lr: float, target_lr: float, warmup_steps: int) 
     0.0255
     """
     _check_step(t)
-    _check_lr("start_lr", start_lr)
-    _check_lr("target_lr", target_lr)
+    check_lr(start_lr, "start_lr")
+    check_lr(target_lr, "target_lr")
     _check_warmup_steps(warmup_steps)
     if t >= warmup_steps:
         return float(target_lr)
@@ -111,7 +108,7 @@ def poly_decay(t: int, gamma_0: float, T: int, power: float = 2.0) -> float:
     7.875
     """
     _check_step(t)
-    _check_lr("gamma_0", gamma_0)
+    check_lr(gamma_0, "gamma_0")
     _check_total_steps(T)
     if not math.isfinite(power) or power <= 0:
         raise ValueError(f"power must be > 0, got power={power}")
@@ -150,7 +147,7 @@ class ConstantSchedule:
     lr: float
 
     def __post_init__(self):
-        _check_lr("lr", self.lr)
+        check_lr(self.lr, "lr")
 
     def __call__(self, t: int) -> float:
         _check_step(t)
@@ -196,15 +193,13 @@ class WarmupPolySchedule:
     decay_clock: str = "absolute"
 
     def __post_init__(self):
-        _check_lr("gamma_0", self.gamma_0)
-        _check_lr("warmup_start_lr", self.warmup_start_lr)
+        check_lr(self.gamma_0, "gamma_0")
+        check_lr(self.warmup_start_lr, "warmup_start_lr")
         _check_total_steps(self.total_steps)
         _check_warmup_steps(self.warmup_steps, self.total_steps)
         if not math.isfinite(self.power) or self.power <= 0:
             raise ValueError(f"power must be > 0, got power={self.power}")
-        if self.decay_clock not in DECAY_CLOCKS:
-            raise ValueError(f"decay_clock must be one of {DECAY_CLOCKS}, "
-                             f"got {self.decay_clock!r}")
+        check_choice(self.decay_clock, DECAY_CLOCKS, "decay_clock")
 
     def __call__(self, t: int) -> float:
         """Return ``gamma_t`` (a Python float) for the 0-based step ``t``."""

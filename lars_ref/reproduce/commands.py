@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 
+from lars_ref.backend import BACKEND_NAMES
 from lars_ref.reproduce.experiments import EXPERIMENTS, SIZES, experiment_specs
 from lars_ref.reproduce.figures import plot
 from lars_ref.reproduce.grid import expand_grid, read_grid_file
@@ -65,7 +66,7 @@ def _add_common(parser, default_out: str) -> None:
     parser.add_argument("--check", action="store_true",
                         help="check every run (settings, data, model) and print the "
                              "plan; train nothing")
-    parser.add_argument("--backend", choices=("numpy", "cupy", "auto"),
+    parser.add_argument("--backend", choices=BACKEND_NAMES,
                         help="array backend of every run; cupy runs on a GPU "
                              "(default: each run's own, numpy)")
 

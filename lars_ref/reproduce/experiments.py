@@ -45,10 +45,6 @@ class Experiment:
     sizes: dict = dataclasses.field(default_factory=dict)  # per-size overrides
 
 
-# AlexNet (LRN) stays at chance for the few hundred steps of a quick run, with SGD
-# and with LARS (it starts slowly from the authors' init), so quick runs AlexNet-BN.
-QUICK_MODELS = {"model": "alexnet_bn"}
-
 SGD_SMALL = {"optimizer": "sgd", "batch_size": B0, "lr": 0.02}
 # B=512 at 0.32, the best LR of table1 quick at 512 (= 0.01 at B0, scaled linearly)
 # and the paper's LR of its large batch in Fig. 1
@@ -68,15 +64,14 @@ EXPERIMENTS = {
         settings={"optimizer": "sgd", "model": ["alexnet", "alexnet_bn"],
                   "warmup_epochs": 1, "lr_base_batch": B0,
                   "batch_size": [B0, MID, LARGE], "lr": [0.01, 0.02, 0.04]},
-        blocks=({},), sizes={"quick": QUICK_MODELS},
-        plot={"kind": "sweep", "x": "lr", "panels": "model"}),
+        blocks=({},), plot={"kind": "sweep", "x": "lr", "panels": "model"}),
     "table3": Experiment(
         title="Table 3: AlexNet and AlexNet-BN with LARS + warm-up, B0 to 32 x B0",
         paper="AlexNet: 58.7 / 58.5 / 58.2 / 55.0 % at 512 / 4K / 8K / 16K; "
               "AlexNet-BN: 60.2 / 60.4 / 60.1 / 59.3 / 57.8 % up to 32K.",
         claim="With LARS the accuracy holds to 8K and falls a little at 16K-32K.",
         settings={"optimizer": "lars", "model": ["alexnet", "alexnet_bn"],
-                  "warmup_epochs": 1}, sizes={"quick": QUICK_MODELS},
+                  "warmup_epochs": 1},
         blocks=({"batch_size": B0, "lr": [1.0, 2.0, 4.0, 8.0]},
                 {"batch_size": MID, "lr": [2.0, 5.0, 10.0, 20.0]},
                 {"batch_size": LARGE, "lr": [5.0, 10.0, 20.0, 40.0, 80.0]}),

@@ -32,7 +32,8 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import keep_freed_host_memory, resolve_backend, to_device
+from lars_ref.backend import (BACKEND_NAMES, keep_freed_host_memory, resolve_backend,
+                              to_device)
 from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
@@ -67,7 +68,7 @@ def _at_least(minimum):
 def add_arguments(parser):
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes, few blocks")
-    add("--backend", default="numpy", choices=("numpy", "cupy", "auto"),
+    add("--backend", default="numpy", choices=BACKEND_NAMES,
         help="array backend of our side (default: %(default)s)")
     add("--threads", type=_at_least(1), nargs="+", default=sorted(THREADS),
         help="thread counts to run; 1 is timed in CPU time, others in wall time "
