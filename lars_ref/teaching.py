@@ -66,7 +66,7 @@ class SweepRow(NamedTuple):
 
 
 def lr_sweep(model_names, lrs, seeds, *, batch_size=256, epochs=15,
-             warmup_epochs=None, out_dir=None) -> list:
+             warmup_epochs=None) -> list:
     """Train each model at each base LR and seed with SGD + poly(2); return SweepRow.
 
     Both networks start from init "he" (:func:`lars_ref.models.weight_stds`): at
@@ -74,25 +74,25 @@ def lr_sweep(model_names, lrs, seeds, *, batch_size=256, epochs=15,
     epochs, so there would be no LR range to compare.
 
     ``warmup_epochs`` maps a model name to its linear warm-up from LR 0.001
-    (paper Table 1: 2.5 epochs for AlexNet, none for AlexNet-BN).
+    (paper Table 1: 2.5 epochs for AlexNet, none for AlexNet-BN). The runs'
+    files go to a temporary folder, removed at the end.
     """
-    dataset, warmup_epochs = digits(), warmup_epochs or {}
-    out_dir = out_dir or tempfile.mkdtemp(prefix="lars_ref_sweep_")
-    rows = []
-    for name in model_names:
-        for seed in seeds:
-            for lr in lrs:
-                config = TrainConfig(
-                    model=name, dataset="digits", init="he", optimizer="sgd", lr=lr,
-                    epochs=epochs, batch_size=batch_size, seed=seed, warmup_start_lr=0.001,
-                    warmup_epochs=warmup_epochs.get(name, 0.0), progress=False,
-                    console=False,
-                    out=os.path.join(out_dir, f"{name}_s{seed}_lr{lr:g}"),
-                    log_every=1000, diag_every=1000, blas_threads=1)
-                result = train(config, dataset=dataset)
-                rows.append(SweepRow(name, seed, lr, result.final_test_acc or 0.0,
-                                     result.diverged))
-    return rows
+    with tempfile.TemporaryDirectory(prefix="lars_ref_sweep_") as out_dir:
+        return [_sweep_run(name, seed, lr, batch_size, epochs,
+                           (warmup_epochs or {}).get(name, 0.0), out_dir)
+                for name in model_names for seed in seeds for lr in lrs]
+
+
+def _sweep_run(name, seed, lr, batch_size, epochs, warmup_epochs, out_dir) -> SweepRow:
+    """One SGD run of :func:`lr_sweep` (init "he", warm-up from LR 0.001)."""
+    config = TrainConfig(
+        model=name, dataset="digits", init="he", optimizer="sgd", lr=lr, epochs=epochs,
+        batch_size=batch_size, seed=seed, warmup_start_lr=0.001,
+        warmup_epochs=warmup_epochs, progress=False, console=False,
+        out=os.path.join(out_dir, f"{name}_s{seed}_lr{lr:g}"),
+        log_every=1000, diag_every=1000, blas_threads=1)
+    result = train(config, dataset=digits())
+    return SweepRow(name, seed, lr, result.final_test_acc or 0.0, result.diverged)
 
 
 def mean_top1(rows, model: str) -> dict:
@@ -159,18 +159,21 @@ def scale_invariance(model_name: str, layer: str, factor: float, x, y, seed=0,
         grad_after / grad_before
 
 
-def batch_sweep(runs, *, epochs=20, seed=0, out_dir=None) -> list:
+def batch_sweep(runs, *, epochs=20, seed=0) -> list:
     """Train AlexNet-BN on the digits for each :class:`DemoRun`; return (run, result).
 
     The settings are those of ``lars-ref demo`` (momentum 0.9, weight decay 5e-4,
-    eta 0.001, poly(2), the authors' init rescaled to the paper's gain).
+    eta 0.001, poly(2), the authors' init rescaled to the paper's gain). The
+    runs' files go to a temporary folder, removed at the end; the results keep
+    their metric rows and trained models in memory.
     """
     dataset = digits()
-    out_dir = out_dir or tempfile.mkdtemp(prefix="lars_ref_batches_")
-    return [(run, train(demo_config(run, epochs=epochs, seed=seed, out_dir=out_dir,
-                                    backend="numpy", progress=False,
-                                    num_train=len(dataset.x_train)), dataset=dataset))
-            for run in runs]
+    with tempfile.TemporaryDirectory(prefix="lars_ref_batches_") as out_dir:
+        return [(run, train(demo_config(run, epochs=epochs, seed=seed, out_dir=out_dir,
+                                        backend="numpy", progress=False,
+                                        num_train=len(dataset.x_train)),
+                            dataset=dataset))
+                for run in runs]
 
 
 def worker_gradients(model, x, y, workers: int, iter_size: int = 1) -> list:
@@ -219,26 +222,27 @@ def data_parallel_status():
     return None
 
 
-def trained_weights(settings: dict, out_dir: str, procs: int = 1) -> dict:
+def trained_weights(settings: dict, procs: int = 1) -> dict:
     """Train ``TrainConfig(**settings)`` in ``procs`` processes; the final weights.
 
     ``procs > 1`` runs ``python -m lars_ref train --config`` with ``procs = P``
     (lars-ref then starts ``mpiexec``); :func:`data_parallel_status` says
     whether this machine can.
     """
-    config = TrainConfig(**settings, out=out_dir, progress=False, console=False)
-    if procs == 1:
-        train(config)
-    else:
-        os.makedirs(out_dir, exist_ok=True)
-        settings_file = os.path.join(out_dir, "settings.json")
-        with open(settings_file, "w", encoding="utf-8") as f:
-            json.dump(dict(config.to_dict(), procs=procs), f)
-        command = [sys.executable, "-m", "lars_ref", "train", "--config", settings_file]
-        run = subprocess.run(command, capture_output=True, text=True, check=False)
-        if run.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
-    return load_checkpoint(checkpoint_path(out_dir))["model"]
+    with tempfile.TemporaryDirectory(prefix="lars_ref_procs_") as out_dir:
+        config = TrainConfig(**settings, out=out_dir, progress=False, console=False)
+        if procs == 1:
+            train(config)
+        else:
+            settings_file = os.path.join(out_dir, "settings.json")
+            with open(settings_file, "w", encoding="utf-8") as f:
+                json.dump(dict(config.to_dict(), procs=procs), f)
+            command = [sys.executable, "-m", "lars_ref", "train", "--config",
+                       settings_file]
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if run.returncode:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+        return load_checkpoint(checkpoint_path(out_dir))["model"]
 
 
 def epoch_means(result, tensor: str, field: str) -> tuple:
