@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "lars_ref.data.download",
     "lars_ref.tools.bench",
     "lars_ref.bench_optim",
+    "lars_ref.tools.bench_scaling",   # bench-scaling (data parallel, MPI)
     "lars_ref.crosscheck.cli",        # vectors, crosscheck
     "lars_ref.reproduce.commands",    # reproduce, sweep
     "lars_ref.exercises",             # exercises make, exercises grade

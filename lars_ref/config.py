@@ -31,6 +31,7 @@ import os
 from lars_ref.backend import BACKEND_NAMES
 from lars_ref.checks import (check_choice, check_eta, check_lr, check_momentum,
                              check_weight_decay)
+from lars_ref.distributed import COMMUNICATORS
 from lars_ref.errors import UserError
 from lars_ref.models import ALEXNET_INITS
 from lars_ref.optim.schedules import DECAY_CLOCKS, linear_scaling
@@ -126,6 +127,12 @@ class TrainConfig:
     blas_threads: int | None = setting(
         None, "CPU threads of NumPy's BLAS (1 is fastest for small models on a busy "
               "machine; default: the library's choice)")
+    # data parallel (docs/distributed.md): B = procs x micro-batches each x micro_batch
+    procs: int = setting(1, "processes of a data-parallel run; more than 1 starts "
+                            "mpiexec (docs/distributed.md)")
+    communicator: str = setting(
+        "auto", "how the processes talk: mpi (mpi4py), nccl (GPUs), single; auto: "
+                "single without a launcher, nccl for cupy, else mpi", COMMUNICATORS)
 
     # ------------------------------------------------------------------------------
     @classmethod
@@ -224,7 +231,8 @@ class TrainConfig:
                              flag_name(field.name), error=ConfigError)
 
     def _check_bookkeeping(self) -> None:
-        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
+        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every",
+                     "procs"):
             _check_positive_int(name, getattr(self, name))
         for name in ("blas_threads", "checkpoint_every_steps"):
             if getattr(self, name) is not None:

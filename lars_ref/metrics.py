@@ -135,10 +135,11 @@ class RunRecords:
     then restores the rows of a checkpoint.
     """
 
-    def __init__(self, out_dir: str, diag_every: int):
+    def __init__(self, out_dir: str, diag_every: int, writer=None):
         self.pending = ScalarBuffer()
         self.diagnostics = DiagnosticsRecorder(every=diag_every)
-        self.writer = MetricsWriter(out_dir)
+        # writer: data-parallel ranks other than 0 keep the rows without files
+        self.writer = MetricsWriter(out_dir) if writer is None else writer
 
     @property
     def rows(self) -> dict:
