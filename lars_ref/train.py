@@ -4,7 +4,13 @@
 it copies one global batch to the device and calls
 :func:`~lars_ref.train_step.train_step` (k micro-batches, grads averaged, one
 update). The loss and accuracy stay on the device until the end of a logging
-interval, when :class:`~lars_ref.metrics.ScalarBuffer` gathers them in one copy.
+interval, when they and the layer statistics are gathered in one copy
+(:class:`~lars_ref.metrics.RunRecords`).
+
+Device-to-host copies (the documented count, checked on a strict device double by
+``tests/test_host_transfers.py``): none in a step and none in the optimizer; one at
+the end of each logging interval; at an epoch end one more for the evaluation and,
+when a checkpoint is written, one per parameter, buffer and momentum buffer.
 
 Files written in ``config.out``:
 
@@ -248,7 +254,7 @@ class Run:
             self._save()
 
     def _flush(self) -> None:
-        """Gather the queued device scalars (one device-to-host copy) and write them."""
+        """Gather the queued step and layer scalars (one host copy) and write them."""
         flushed = self.records.flush()
         self._warn_frozen(flushed.layers)
         if flushed.first_bad is not None:

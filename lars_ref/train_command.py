@@ -117,7 +117,7 @@ def run_train_command(args) -> int:
     if needs_launcher(config):  # --procs P: mpiexec -n P lars-ref train ...
         return relaunch(config, resume=args.resume, overwrite=args.overwrite)
     from lars_ref import train as training
-    from lars_ref.backend import keep_freed_host_memory
+    from lars_ref.tools.host_memory import keep_freed_host_memory
     keep_freed_host_memory()
     result = training.train(config, resume=args.resume, overwrite=args.overwrite)
     if result.diverged:

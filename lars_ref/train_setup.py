@@ -211,7 +211,8 @@ def lr_of_line_5(optimizer, t: int) -> float:
 def run_description(config: TrainConfig, model) -> dict:
     """What a checkpoint must agree on to be resumed (see RESUME_KEYS)."""
     description = {key: getattr(config, key) for key in RESUME_KEYS}
-    description["arrays"] = describe_arrays(model.state_dict())
+    arrays = dict(model.named_parameters()) | dict(model.named_buffers())  # no copy
+    description["arrays"] = describe_arrays(arrays)
     return description
 
 

@@ -32,11 +32,11 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import (BACKEND_NAMES, keep_freed_host_memory, resolve_backend,
-                              to_device)
+from lars_ref.backend import BACKEND_NAMES, resolve_backend, to_device
 from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
 from lars_ref.optim import SGD
+from lars_ref.tools.host_memory import keep_freed_host_memory
 
 FULL = dict(batch=128, size=32, warmup=1, repeats=2, blocks=5)
 QUICK = dict(batch=8, size=16, warmup=1, repeats=1, blocks=2)
