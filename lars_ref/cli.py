@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "lars_ref.tools.gpu_check",
     "lars_ref.crosscheck.cli",        # vectors, crosscheck
     "lars_ref.reproduce.commands",    # reproduce, sweep
+    "lars_ref.exercises",             # exercises make, exercises grade
 )
 
 DESCRIPTION = """\
