@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from support import tiny_run_config
 
 import lars_ref.train as training
-from lars_ref.config import TrainConfig
 from lars_ref.data import load_dataset
 from lars_ref.optim import LARS, PRESETS, SGD, build_preset
 from lars_ref.tools import strict_device
@@ -59,15 +59,6 @@ def digits():
     return load_dataset("digits")
 
 
-def _config(out, **changes):
-    settings = dict(model="alexnet_bn", dataset="digits", optimizer="lars", lr=1.0,
-                    batch_size=128, micro_batch=64, epochs=None, steps=15,
-                    warmup_steps=3, log_every=4, diag_every=3, out=str(out),
-                    progress=False, blas_threads=1)
-    settings.update(changes)
-    return TrainConfig(**settings)
-
-
 def _run_counting(monkeypatch, config, digits, **kwargs):
     """Train on the strict device; return (result, {t: copies in step t}, in-step copies)."""
     monkeypatch.setattr(training, "resolve_backend", lambda name: strict_device.xp)
@@ -94,7 +85,7 @@ def _run_counting(monkeypatch, config, digits, **kwargs):
     dict(model="alexnet", optimizer="nvcaffe_2017", micro_batch=32)])  # dropout, k=4
 def test_training_run_copies_exactly_the_documented_number(monkeypatch, tmp_path,
                                                            digits, changes):
-    config = _config(tmp_path / "device", **changes)
+    config = tiny_run_config(tmp_path / "device", **changes)
     result, per_step, in_optimizer = _run_counting(monkeypatch, config, digits)
     assert in_optimizer == []
     model, opt = result.model, result.optimizer
@@ -113,16 +104,16 @@ def test_training_run_copies_exactly_the_documented_number(monkeypatch, tmp_path
 
 def test_strict_device_run_writes_the_numpy_run_byte_for_byte(monkeypatch, tmp_path,
                                                              digits):
-    host = training.train(_config(tmp_path / "host"), dataset=digits)
-    _run_counting(monkeypatch, _config(tmp_path / "device"), digits)
+    host = training.train(tiny_run_config(tmp_path / "host"), dataset=digits)
+    _run_counting(monkeypatch, tiny_run_config(tmp_path / "device"), digits)
     for name in METRIC_FILES:
         assert filecmp.cmp(os.path.join(host.out_dir, name),
                            os.path.join(tmp_path / "device", name), shallow=False), name
 
 
 def test_strict_device_run_resumes_bit_identically(monkeypatch, tmp_path, digits):
-    straight = training.train(_config(tmp_path / "host"), dataset=digits)
-    config = _config(tmp_path / "device")
+    straight = training.train(tiny_run_config(tmp_path / "host"), dataset=digits)
+    config = tiny_run_config(tmp_path / "device")
     _run_counting(monkeypatch, config, digits, stop_at_step=6)
     _run_counting(monkeypatch, config, digits, resume=True)
     for name in METRIC_FILES:
