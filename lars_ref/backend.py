@@ -65,15 +65,43 @@ def resolve_backend(name: str = "numpy"):
     return _cupy
 
 
+# The device array modules get_xp recognises, as (array type, module, name, to_host).
+# CuPy is registered below when it imports; a test double registers itself the same
+# way (``lars_ref/tools/strict_device.py``), so no op ever names a device library.
+_DEVICE_MODULES: list = []
+
+
+def register_device_module(array_type, module, name: str, to_host) -> None:
+    """Make ``get_xp``, ``to_numpy`` and ``backend_name`` know a device array module.
+
+    ``to_host(a)`` is the one explicit device-to-host copy of that module
+    (``cupy.asnumpy`` for CuPy). Registering the same ``array_type`` again replaces it.
+    """
+    _DEVICE_MODULES[:] = [entry for entry in _DEVICE_MODULES
+                          if entry[0] is not array_type]
+    _DEVICE_MODULES.append((array_type, module, name, to_host))
+
+
+def _device_entry(a):
+    for entry in _DEVICE_MODULES:
+        if isinstance(a, entry[0]):
+            return entry
+    return None
+
+
+if _cupy is not None:
+    register_device_module(_cupy.ndarray, _cupy, "cupy", _cupy.asnumpy)
+
+
 def get_xp(*arrays):
     """Return the array module of the given arrays: cupy if any is a CuPy array.
 
     Arrays of mixed devices are the caller's bug; CuPy raises on the first op.
     """
-    if _cupy is not None:
-        for a in arrays:
-            if isinstance(a, _cupy.ndarray):
-                return _cupy
+    for a in arrays:
+        entry = _device_entry(a)
+        if entry is not None:
+            return entry[1]
     return np
 
 
@@ -85,40 +113,18 @@ def to_device(a, xp):
 
 
 def to_numpy(a):
-    """Return ``a`` as a NumPy array (device-to-host copy for CuPy arrays)."""
-    if _cupy is not None and isinstance(a, _cupy.ndarray):
-        return _cupy.asnumpy(a)
+    """``a`` as a NumPy array: the one explicit device-to-host copy of lars_ref."""
+    entry = _device_entry(a)
+    if entry is not None:
+        return entry[3](a)
     return np.asarray(a)
 
 
 def backend_name(xp) -> str:
-    """"numpy" or "cupy", for logs and checkpoints."""
-    return "cupy" if (xp is not np) else "numpy"
+    """"numpy", "cupy" (or a registered double's name), for logs and checkpoints."""
+    for _, module, name, _ in _DEVICE_MODULES:
+        if xp is module:
+            return name
+    return "numpy"
 
 
-def keep_freed_host_memory(mmap_threshold: int = 32 * 2**20) -> bool:
-    """Let glibc's malloc keep freed large blocks for reuse, process-wide.
-
-    NumPy allocates a fresh array for every temporary. By default glibc serves
-    blocks above a (dynamic) threshold with ``mmap`` and returns them on free, so
-    the kernel zero-fills new pages on every training step; with im2col buffers
-    of tens of MB that costs about 15% of a ResNet-20 step on the CPU
-    (``docs/performance.md``). This raises the mmap threshold and stops trimming
-    the heap: freed blocks are reused, at the price of a process that keeps its
-    peak host memory. Called by the ``lars-ref`` commands that train or time.
-
-    Returns True when the setting was applied, False off glibc (nothing changed).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl builds)
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc <malloc.h>
-    settings = ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, 2**31 - 1),
-                (M_TOP_PAD, 256 * 2**20))
-    return all(mallopt(option, value) == 1 for option, value in settings)

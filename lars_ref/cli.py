@@ -34,9 +34,12 @@ COMMAND_MODULES = (
     "lars_ref.train_command",
     "lars_ref.data.download",
     "lars_ref.tools.bench",
-    "lars_ref.bench_optim",
+    "lars_ref.tools.bench_optim",
+    "lars_ref.tools.bench_scaling",   # bench-scaling (data parallel, MPI)
+    "lars_ref.tools.gpu_check",
     "lars_ref.crosscheck.cli",        # vectors, crosscheck
     "lars_ref.reproduce.commands",    # reproduce, sweep
+    "lars_ref.exercises",             # exercises make, exercises grade
 )
 
 DESCRIPTION = """\

@@ -31,6 +31,7 @@ import os
 from lars_ref.backend import BACKEND_NAMES
 from lars_ref.checks import (check_choice, check_eta, check_lr, check_momentum,
                              check_weight_decay)
+from lars_ref.distributed import COMMUNICATORS
 from lars_ref.errors import UserError
 from lars_ref.models import ALEXNET_INITS
 from lars_ref.optim.schedules import DECAY_CLOCKS, linear_scaling
@@ -124,8 +125,15 @@ class TrainConfig:
     console: bool = setting(True, "one line per epoch (loss, accuracies, LR, seconds) "
                                   "and a note on the LARS zero-norm rule on stdout")
     blas_threads: int | None = setting(
-        None, "CPU threads of NumPy's BLAS (1 is fastest for small models on a busy "
-              "machine; default: the library's choice)")
+        None, "CPU threads of a NumPy step: above 1, the convolutions, batch norm and "
+              "ReLU run on that many Python threads with BLAS on one each (1 is "
+              "fastest on a busy machine; default: BLAS's own threads)")
+    # data parallel (docs/distributed.md): B = procs x micro-batches each x micro_batch
+    procs: int = setting(1, "processes of a data-parallel run; more than 1 starts "
+                            "mpiexec (docs/distributed.md)")
+    communicator: str = setting(
+        "auto", "how the processes talk: mpi (mpi4py), nccl (GPUs), single; auto: "
+                "single without a launcher, nccl for cupy, else mpi", COMMUNICATORS)
 
     # ------------------------------------------------------------------------------
     @classmethod
@@ -224,7 +232,8 @@ class TrainConfig:
                              flag_name(field.name), error=ConfigError)
 
     def _check_bookkeeping(self) -> None:
-        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every"):
+        for name in ("log_every", "diag_every", "checkpoint_every", "eval_every",
+                     "procs"):
             _check_positive_int(name, getattr(self, name))
         for name in ("blas_threads", "checkpoint_every_steps"):
             if getattr(self, name) is not None:

@@ -26,7 +26,8 @@ import dataclasses
 import os
 import time
 
-from lars_ref.backend import BACKEND_NAMES, keep_freed_host_memory, resolve_backend
+from lars_ref.backend import BACKEND_NAMES, resolve_backend
+from lars_ref.tools.host_memory import keep_freed_host_memory
 from lars_ref.config import TrainConfig
 from lars_ref.data import load_dataset
 from lars_ref.run_folder import check_output_folder

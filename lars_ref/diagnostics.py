@@ -86,10 +86,13 @@ class DiagnosticsRecorder:
             self._pending.append((int(step), name, {f: stats[f] for f in STAT_FIELDS}))
         return True
 
-    def flush(self) -> list:
-        """Gather every pending value to the host at once; return (and keep) the new rows."""
-        values = [stats[f] for _, _, stats in self._pending for f in STAT_FIELDS]
-        host = iter(gather_scalars(values))
+    def pending_values(self) -> list:
+        """The pending device values, in the order :meth:`take` expects them back."""
+        return [stats[f] for _, _, stats in self._pending for f in STAT_FIELDS]
+
+    def take(self, host_values: list) -> list:
+        """The pending rows, built from ``host_values`` (floats); kept in ``rows``."""
+        host = iter(host_values)
         new_rows = []
         for step, name, _ in self._pending:
             w_norm, g_norm, local_lr, update_norm = (next(host) for _ in STAT_FIELDS)
@@ -100,6 +103,10 @@ class DiagnosticsRecorder:
         self._pending = []
         self.rows.extend(new_rows)
         return new_rows
+
+    def flush(self) -> list:
+        """Gather every pending value in one copy; return (and keep) the new rows."""
+        return self.take(gather_scalars(self.pending_values()))
 
     def to_csv(self, path) -> None:
         """Flush, then write every row to ``path`` as CSV (header :data:`COLUMNS`)."""

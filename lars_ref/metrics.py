@@ -45,22 +45,28 @@ class ScalarBuffer:
         """Queue one row: plain host values plus 0-d device arrays (not yet copied)."""
         self._rows.append((host_fields, device_scalars))
 
-    def gather(self) -> list[dict]:
-        """Return the queued rows, device scalars as Python floats; empty the buffer.
+    def pending_values(self) -> list:
+        """The queued device scalars, in row order (what :meth:`take` expects back)."""
+        return [v for _, device in self._rows for v in device.values()]
 
-        All queued scalars are stacked on the device and copied with one transfer
-        (:func:`lars_ref.diagnostics.gather_scalars`), the only host
-        synchronisation per logging interval.
-        """
+    def take(self, host_values: list) -> list[dict]:
+        """The queued rows with ``host_values`` (floats) filled in; clears the queue."""
         rows, self._rows = self._rows, []
-        values = gather_scalars([v for _, device in rows for v in device.values()])
-        host = iter(values)
+        host = iter(host_values)
         gathered = []
         for host_fields, device in rows:
             row = dict(host_fields)
             row.update({name: next(host) for name in device})
             gathered.append(row)
         return gathered
+
+    def gather(self) -> list[dict]:
+        """Return the queued rows, device scalars as Python floats; empty the buffer.
+
+        All queued scalars are stacked on the device and copied with one transfer
+        (:func:`lars_ref.diagnostics.gather_scalars`).
+        """
+        return self.take(gather_scalars(self.pending_values()))
 
 
 class MetricsWriter:
@@ -135,10 +141,11 @@ class RunRecords:
     then restores the rows of a checkpoint.
     """
 
-    def __init__(self, out_dir: str, diag_every: int):
+    def __init__(self, out_dir: str, diag_every: int, writer=None):
         self.pending = ScalarBuffer()
         self.diagnostics = DiagnosticsRecorder(every=diag_every)
-        self.writer = MetricsWriter(out_dir)
+        # writer: data-parallel ranks other than 0 keep the rows without files
+        self.writer = MetricsWriter(out_dir) if writer is None else writer
 
     @property
     def rows(self) -> dict:
@@ -153,12 +160,15 @@ class RunRecords:
         self.diagnostics.record(step, last_stats)
 
     def flush(self) -> Flushed:
-        """Gather the queued scalars in one copy; write them up to the first NaN/Inf."""
-        rows = self.pending.gather()
+        """Gather the queued step and layer scalars in ONE device-to-host copy; write
+        the steps up to the first NaN/Inf loss, and the layer rows."""
+        step_values = self.pending.pending_values()
+        host = gather_scalars(step_values + self.diagnostics.pending_values())
+        rows = self.pending.take(host[:len(step_values)])
         finite = [math.isfinite(row["loss"]) for row in rows]
         good = rows if all(finite) else rows[:finite.index(False)]
         self.writer.write("steps", good)
-        layers = self.diagnostics.flush()
+        layers = self.diagnostics.take(host[len(step_values):])
         self.writer.write("layers", layers)
         self.diagnostics.rows.clear()  # the writer keeps them
         return Flushed(good, layers, rows[len(good)] if len(good) < len(rows) else None)

@@ -4,7 +4,13 @@
 it copies one global batch to the device and calls
 :func:`~lars_ref.train_step.train_step` (k micro-batches, grads averaged, one
 update). The loss and accuracy stay on the device until the end of a logging
-interval, when :class:`~lars_ref.metrics.ScalarBuffer` gathers them in one copy.
+interval, when they and the layer statistics are gathered in one copy
+(:class:`~lars_ref.metrics.RunRecords`).
+
+Device-to-host copies (the documented count, checked on a strict device double by
+``tests/test_host_transfers.py``): none in a step and none in the optimizer; one at
+the end of each logging interval; at an epoch end one more for the evaluation and,
+when a checkpoint is written, one per parameter, buffer and momentum buffer.
 
 Files written in ``config.out``:
 
@@ -43,6 +49,8 @@ from lars_ref.checkpoint import (CheckpointError, check_compatible, checkpoint_p
                                  load_checkpoint, save_checkpoint)
 from lars_ref.config import TrainConfig
 from lars_ref.data import DataError
+from lars_ref.data_parallel import DataParallel
+from lars_ref.distributed import world
 from lars_ref.metrics import RunRecords, console_line, frozen_warning
 from lars_ref.run_folder import prepare_run_folder
 from lars_ref.train_setup import (blas_threads, check_names, describe_optimizer,
@@ -88,7 +96,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = True,
-          dataset=None, model=None, stop_at_step: int | None = None) -> TrainResult:
+          dataset=None, model=None, stop_at_step: int | None = None,
+          communicator=None) -> TrainResult:
     """Train one model as ``config`` says; write metrics and checkpoints to its ``out``.
 
     Parameters
@@ -110,6 +119,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = True,
     stop_at_step : int, optional
         Stop once ``t`` optimizer steps are done in total, write a checkpoint and
         return (an interruption on purpose); ``resume=True`` continues.
+    communicator : optional
+        Data parallel across processes (:mod:`lars_ref.distributed`); default:
+        the one the launcher (mpiexec, srun) set up, or a single process.
 
     Returns
     -------
@@ -117,24 +129,32 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = True,
     """
     config = config.validate()
     check_names(config, model_given=model is not None)       # before loading anything
-    prepare_run_folder(config.out, resume=resume, overwrite=overwrite)
-    run = Run(config, dataset=dataset, model=model)
+    comm = communicator or world(config.communicator, config.backend)
+    if comm.rank == 0:  # [data parallel] rank 0 alone touches --out
+        prepare_run_folder(config.out, resume=resume, overwrite=overwrite)
+    run = Run(config, dataset=dataset, model=model, communicator=comm)
     if resume:
         run.restore()
     else:
         run.start_fresh()
-    with blas_threads(config.blas_threads), stop_signals() as stop_request:
+    # [data parallel] several ranks: Ctrl-C ends them all at once (launch.py)
+    stops = stop_signals() if comm.size == 1 else contextlib.nullcontext()
+    with blas_threads(config.blas_threads), stops as stop_request:
         return run.loop(stop_at_step, stop_request)
 
 
 class Run:
     """The objects of one run and the bookkeeping between steps (see :func:`train`)."""
 
-    def __init__(self, config: TrainConfig, dataset=None, model=None):
+    def __init__(self, config: TrainConfig, dataset=None, model=None,
+                 communicator=None):
         self.config, self.out_dir = config, config.out
         self.xp = resolve_backend(config.backend)
+        # [data parallel] one process (default) or one rank of many: docs/distributed.md
+        self.parallel = DataParallel(config, communicator)
         data = load_data(config, dataset)
         self.batches, self.x_test = make_batches(config, data)
+        self.batches = self.parallel.shard(self.batches)  # this rank's share
         self.y_test = data.y_test
         self.schedule = make_schedule(config, len(data.x_train))
         self.model = make_model(config, data, self.xp) if model is None else \
@@ -148,9 +168,11 @@ class Run:
 
     # ------------------------------------------------------------------ start
     def start_fresh(self) -> None:
-        self.records = RunRecords(self.out_dir, self.config.diag_every)
-        open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
-        self._write_config()
+        self.records = RunRecords(self.out_dir, self.config.diag_every,
+                                  self.parallel.metrics_writer(self.out_dir))
+        if self.parallel.is_writer:  # [data parallel] rank 0 alone writes files
+            open(os.path.join(self.out_dir, "timings.jsonl"), "w").close()
+            self._write_config()
 
     def restore(self) -> None:
         """Load ``<out>/checkpoint.npz`` after checking it belongs to this run."""
@@ -170,10 +192,12 @@ class Run:
         for name, module in self.model.named_modules():
             if name in state["rng"]:
                 module.load_random_state(state["rng"][name])
-        self.records = RunRecords(self.out_dir, self.config.diag_every)
+        self.records = RunRecords(self.out_dir, self.config.diag_every,
+                                  self.parallel.metrics_writer(self.out_dir))
         self.records.writer.load_state_dict(state["metrics"])
         self.checkpoint_step = int(state["step"])
-        self._write_config()
+        if self.parallel.is_writer:
+            self._write_config()
 
     def _write_config(self) -> None:
         path = os.path.join(self.out_dir, "config.json")
@@ -218,10 +242,9 @@ class Run:
         x_host, y_host = self.batches.next_batch()
         x = to_device(x_host, self.xp).astype(np.dtype(self.config.dtype), copy=False)
         y = to_device(y_host, self.xp)
-        loss, correct = train_step(self.model, self.optimizer, x, y,
-                                   self.config.iter_size)
+        loss, correct = self.parallel.train_step(self.model, self.optimizer, x, y)
         self.records.add_step(t, epoch, lr_of_line_5(self.optimizer, t), loss, correct,
-                              len(y_host), self.optimizer.last_stats)
+                              self.config.batch_size, self.optimizer.last_stats)
         if (t + 1) % self.config.log_every == 0:
             self._flush()
         if self.batches.epoch != epoch:  # that batch was the last of its epoch
@@ -231,7 +254,7 @@ class Run:
             self._save()
 
     def _flush(self) -> None:
-        """Gather the queued device scalars (one device-to-host copy) and write them."""
+        """Gather the queued step and layer scalars (one host copy) and write them."""
         flushed = self.records.flush()
         self._warn_frozen(flushed.layers)
         if flushed.first_bad is not None:
@@ -247,7 +270,8 @@ class Run:
         config, t = self.config, self.optimizer.t
         test_loss = test_acc = None
         if final or epochs_done % config.eval_every == 0:
-            test_loss, test_acc = evaluate(self.model, self.x_test, self.y_test)
+            test_loss, test_acc = self.parallel.evaluate(self.model, self.x_test,
+                                                         self.y_test)
         row = self.records.add_epoch(epochs_done, t, lr_of_line_5(self.optimizer, t - 1),
                                      test_loss, test_acc)
         wall_s = round(time.perf_counter() - self._started, 3)
@@ -287,7 +311,8 @@ class Run:
                  "data": self.batches.state_dict(), "rng": rngs,
                  "metrics": self.records.writer.state_dict()}
         assert tuple(state) == CHECKPOINT_KEYS
-        save_checkpoint(checkpoint_path(self.out_dir), state)
+        if self.parallel.is_writer:  # every rank holds the same global state
+            save_checkpoint(checkpoint_path(self.out_dir), state)
         self.checkpoint_step = self.optimizer.t
         self.checkpoint_time = time.perf_counter()
 
@@ -310,14 +335,14 @@ class Run:
     # ------------------------------------------------------------------ console
     def _say(self, line: str) -> None:
         """One line on stdout (above the progress bar) when ``config.console`` is on."""
-        if self.config.console:
+        if self.config.console and self.parallel.is_writer:
             tqdm.write(line, file=sys.stdout)
             sys.stdout.flush()  # a log file or a pipe sees each line at once
 
     def _warn_frozen(self, layer_rows) -> None:
         """Once, at step 0: name the tensors that the zero-norm rule keeps frozen."""
         warning = frozen_warning(layer_rows, self.config.optimizer)
-        if warning and self.config.console:
+        if warning and self.config.console and self.parallel.is_writer:
             print(f"lars-ref: warning: {warning}", file=sys.stderr, flush=True)
 
 

@@ -15,6 +15,7 @@ import fractions
 import sys
 
 from lars_ref.config import ConfigError, TrainConfig, flag_name
+from lars_ref.launch import fail_together, needs_launcher, relaunch
 
 EXIT_DIVERGED = 3
 
@@ -53,7 +54,7 @@ def register(commands) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start over even if <out> holds the checkpoint of an "
                              "earlier run")
-    parser.set_defaults(handler=run_train_command)
+    parser.set_defaults(handler=fail_together(run_train_command))  # ranks end together
 
 
 def add_setting_flag(parser, field: dataclasses.Field) -> None:
@@ -113,8 +114,10 @@ def run_train_command(args) -> int:
         raise ConfigError("--resume continues the run in --out and --overwrite starts "
                           "it over; give one of them")
     config = config_from_args(args)
+    if needs_launcher(config):  # --procs P: mpiexec -n P lars-ref train ...
+        return relaunch(config, resume=args.resume, overwrite=args.overwrite)
     from lars_ref import train as training
-    from lars_ref.backend import keep_freed_host_memory
+    from lars_ref.tools.host_memory import keep_freed_host_memory
     keep_freed_host_memory()
     result = training.train(config, resume=args.resume, overwrite=args.overwrite)
     if result.diverged:

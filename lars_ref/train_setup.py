@@ -24,7 +24,9 @@ from lars_ref.checkpoint import describe_arrays
 from lars_ref.config import ConfigError, TrainConfig
 from lars_ref.data import (BatchIterator, DataError, Dataset, channel_stats,
                            dataset_names, eval_transform, load_dataset, train_transform)
+from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import MODELS, build_model
+from lars_ref.nn import skip_input_grad
 from lars_ref.optim import (PRESETS, SGD, WarmupPolySchedule, build_preset,
                             epochs_to_steps)
 
@@ -133,10 +135,12 @@ def make_model(config: TrainConfig, dataset: Dataset, xp):
     if config.model in ("alexnet", "alexnet_bn"):
         options["init"] = config.init
     with user_input(f"model {config.model!r}"):
-        return build_model(config.model, num_classes=len(dataset.classes),
-                           in_shape=dataset.x_train.shape[1:], width=config.width,
-                           seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
-                           **options)
+        model = build_model(config.model, num_classes=len(dataset.classes),
+                            in_shape=dataset.x_train.shape[1:], width=config.width,
+                            seed=config.seed, dtype=np.dtype(config.dtype), xp=xp,
+                            **options)
+    skip_input_grad(model)  # training never reads dL/d(images)
+    return model
 
 
 def make_schedule(config: TrainConfig, num_train: int) -> Schedule:
@@ -211,7 +215,8 @@ def lr_of_line_5(optimizer, t: int) -> float:
 def run_description(config: TrainConfig, model) -> dict:
     """What a checkpoint must agree on to be resumed (see RESUME_KEYS)."""
     description = {key: getattr(config, key) for key in RESUME_KEYS}
-    description["arrays"] = describe_arrays(model.state_dict())
+    arrays = dict(model.named_parameters()) | dict(model.named_buffers())  # no copy
+    description["arrays"] = describe_arrays(arrays)
     return description
 
 
@@ -270,15 +275,22 @@ def stop_signals():
 
 @contextlib.contextmanager
 def blas_threads(count: int | None):
-    """Limit NumPy's BLAS to ``count`` threads inside the block (None: no change).
+    """Run the block on ``count`` threads (None: no change).
 
-    Small matrix products run fastest on one thread; several BLAS threads
-    fighting over a busy CPU can be ten times slower.
+    One thread: NumPy's BLAS on one. More: the NumPy convolutions (and channels-last
+    batch norm and ReLU) split their work over ``count`` Python threads with the
+    BLAS on one thread each (:func:`lars_ref.functional.conv_rows.set_conv_workers`):
+    BLAS's own threads synchronise on every small GEMM, and on a busy CPU run up to
+    ten times slower (docs/performance.md).
     """
     if count is None:
         yield
         return
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-    with threadpool_limits(limits=count, user_api="blas"):
-        yield
+    set_conv_workers(count)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        set_conv_workers(1)

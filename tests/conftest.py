@@ -13,6 +13,7 @@ SEED = 20170823  # any fixed seed: tests must not depend on luck
 
 BACKEND_PARAMS = [
     pytest.param("numpy", id="numpy"),
+    pytest.param("strict_device", id="strict_device"),
     pytest.param(
         "cupy",
         id="cupy",
@@ -29,6 +30,9 @@ BACKEND_PARAMS = [
 @pytest.fixture(params=BACKEND_PARAMS)
 def xp(request):
     """The array module under test: numpy, or cupy when a GPU is usable."""
+    if request.param == "strict_device":
+        from lars_ref.tools import strict_device
+        return strict_device.xp
     return resolve_backend(request.param)
 
 
@@ -38,9 +42,22 @@ def rng():
     return np.random.default_rng(SEED)
 
 
-@pytest.fixture
-def cupy_xp():
-    """The cupy module, for tests marked ``gpu`` that compare CuPy against NumPy."""
+DEVICE_PARAMS = [
+    pytest.param("strict_device", id="strict_device"),
+    pytest.param("cupy", id="cupy", marks=pytest.mark.gpu),
+]
+
+
+@pytest.fixture(params=DEVICE_PARAMS)
+def cupy_xp(request):
+    """A device array module, for tests that compare device runs against NumPy.
+
+    Always the strict CPU double of ``lars_ref/tools/strict_device.py`` (hidden host
+    reads raise); CuPy too, marked ``gpu`` and skipped without a usable GPU.
+    """
+    if request.param == "strict_device":
+        from lars_ref.tools import strict_device
+        return strict_device.xp
     if not gpu_available():
         pytest.skip("CuPy with a usable GPU needed")
     return resolve_backend("cupy")

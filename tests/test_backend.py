@@ -46,7 +46,8 @@ def test_cupy_round_trip_is_exact():
 
 def test_keep_freed_host_memory_applies_on_glibc_and_is_harmless():
     import platform
-    applied = backend.keep_freed_host_memory()
+    from lars_ref.tools.host_memory import keep_freed_host_memory
+    applied = keep_freed_host_memory()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert applied is True
     a = np.ones(10 * 2**20, dtype=np.float32)  # 40 MB: above the old mmap threshold

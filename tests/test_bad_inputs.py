@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from support import file_snapshot
 
 TINY = ["--dataset", "digits", "--model", "alexnet_bn", "--batch-size", "64",
         "--steps", "3", "--log-every", "2", "--no-progress", "--blas-threads", "1"]
@@ -110,23 +111,13 @@ def _lars_ref(argv, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def _snapshot(root):
-    files = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as handle:
-                files[os.path.relpath(path, root)] = handle.read()
-    return files
-
-
 def _trial(case, template, workdir):
     name, argv, expected_status, expected_text = case
     sandbox = workdir / name.replace(" ", "_")
     shutil.copytree(template, sandbox)
-    before = _snapshot(sandbox)
+    before = file_snapshot(sandbox)
     result = _lars_ref([arg.format(sandbox=sandbox) for arg in argv], cwd=sandbox)
-    after = _snapshot(sandbox)
+    after = file_snapshot(sandbox)
     problems = []
     if result.returncode != expected_status:
         problems.append(f"exit {result.returncode}, expected {expected_status}")

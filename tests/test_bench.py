@@ -75,6 +75,26 @@ def test_quick_bench_runs_against_torch(capsys):
     assert abs(ours_loss - torch_loss) < 1e-4 * abs(torch_loss)   # the same network
     assert "resnet20 step (batch 8)" in out
     assert "conv (64->64 4x4 stride 1)" in out
+    assert re.search(r"numpy BLAS: \w+ .*kernels for", out)   # which kernels ran
+
+
+def test_child_environment_lacks_both_openblas_pins_and_keeps_the_rest():
+    environ = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512",
+               "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": "/repo"}
+    assert bench.without_openblas_pins(environ) == {"OPENBLAS_NUM_THREADS": "1",
+                                                    "PYTHONPATH": "/repo"}
+    assert environ["OPENBLAS_CORETYPE"] == "Haswell"   # the caller's copy is kept
+
+
+@pytest.mark.parametrize("argv", [
+    ["--quick", "--threads", "1", "--no-memory"],
+    ["--threads", "1", "2", "--blocks", "3", "--repeats", "4", "--warmup", "0",
+     "--no-torch", "--backend", "auto"]])
+def test_the_child_process_gets_the_same_options(argv):
+    parser = bench.argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(argv)
+    assert parser.parse_args(bench.bench_argv(args)) == args
 
 
 def test_step_memory_is_measured_in_a_fresh_process():

@@ -12,7 +12,8 @@ from lars_ref.backend import to_device, to_numpy
 from lars_ref.functional import (conv2d_backward, conv2d_backward_naive, conv2d_forward,
                                  conv2d_forward_naive, conv2d_nhwc_backward,
                                  conv2d_nhwc_forward)
-from lars_ref.functional import conv_rows
+from lars_ref.functional import (batchnorm_backward, batchnorm_forward, conv_rows,
+                                 relu_backward, relu_forward)
 from lars_ref.gradcheck import assert_gradients_match, numerical_gradients
 from tests.test_functional_conv import CONV_CASES, make_conv_inputs
 
@@ -143,6 +144,28 @@ def test_two_worker_threads_give_the_same_result(rng, monkeypatch):
     finally:
         conv_rows.set_conv_workers(1)
     for one, two in zip(*outs):
+        assert relative(two, one) < 1e-14
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_and_relu_on_two_worker_threads_give_the_same_result(rng, train):
+    """Channels-last BN and ReLU split their rows over the workers: the elementwise
+    passes are the same, the statistics add the two shares' sums."""
+    x = rng.standard_normal((7 * 9 * 9, 5)) * 3 + 1   # a channels-last (N*H*W, C)
+    gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
+    results = []
+    try:
+        for workers in (1, 2):
+            conv_rows.set_conv_workers(workers)
+            out, cache, mean, var = batchnorm_forward(
+                x, gamma, beta, np.zeros(5), np.ones(5), train=train)
+            relu_out, relu_cache = relu_forward(out)
+            dout = relu_backward(np.cos(relu_out), relu_cache)
+            results.append((out, mean, var, relu_out, dout,
+                            *batchnorm_backward(dout, cache)))
+    finally:
+        conv_rows.set_conv_workers(1)
+    for one, two in zip(*results):
         assert relative(two, one) < 1e-14
 
 

@@ -104,5 +104,5 @@ def test_loss_cupy_matches_numpy(cupy_xp, rng):
     loss_gpu, dlogits_gpu = softmax_cross_entropy(
         to_device(logits, cupy_xp), to_device(labels, cupy_xp)
     )
-    assert float(loss_gpu) == pytest.approx(float(loss), rel=1e-12)
+    assert float(to_numpy(loss_gpu)) == pytest.approx(float(loss), rel=1e-12)
     np.testing.assert_allclose(to_numpy(dlogits_gpu), dlogits, rtol=1e-12, atol=1e-15)

@@ -70,7 +70,7 @@ def loss_and_backward(model, x, labels):
     model.zero_grad()
     loss, dlogits = softmax_cross_entropy(model.forward(x, train=True), labels)
     dx = model.backward(dlogits)
-    return float(loss), dx
+    return float(to_numpy(loss)), dx
 
 
 def loss_only(model, x, labels):

@@ -292,3 +292,36 @@ def test_residual_block_matches_torch(rng):
     for name, g in block.named_grads():
         np.testing.assert_allclose(g, tensors[name].grad.numpy(), rtol=1e-8, atol=1e-10,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_skip_input_grad_keeps_every_parameter_gradient(channels_last):
+    """Without dL/dx of the first conv, every parameter gradient is the same bit for
+    bit (dx of the first layer feeds nothing), and backward gives None."""
+    from lars_ref.functional import softmax_cross_entropy
+    from lars_ref.models import build_model
+    from lars_ref.nn import skip_input_grad
+
+    def grads(skip):
+        model = build_model("resnet20", num_classes=10, in_shape=(3, 8, 8), seed=3,
+                            dtype=np.float64, channels_last=channels_last)
+        if skip:
+            skip_input_grad(model)
+        x = np.random.default_rng(4).standard_normal((4, 3, 8, 8))
+        _, dlogits = softmax_cross_entropy(model.forward(x), np.array([0, 1, 2, 3]))
+        dx = model.backward(dlogits)
+        return dx, {name: g.copy() for name, g in model.named_grads()}
+
+    dx_full, full = grads(skip=False)
+    dx_skipped, skipped = grads(skip=True)
+    assert dx_full.shape == (4, 3, 8, 8) and dx_skipped is None
+    assert full.keys() == skipped.keys()
+    for name in full:
+        np.testing.assert_array_equal(skipped[name], full[name], err_msg=name)
+
+
+def test_skip_input_grad_needs_a_conv_first():
+    from lars_ref.nn import skip_input_grad
+    model = nn.Sequential([("fc", nn.Linear(3, 2, rng=np.random.default_rng(0)))])
+    with pytest.raises(ValueError, match="first layer must be a Conv2d"):
+        skip_input_grad(model)

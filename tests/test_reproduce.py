@@ -5,12 +5,13 @@ interruption gives the files of an uninterrupted sweep, finished runs are not
 redone, a diverged run is kept with its last accuracy, bad input stops before
 anything trains, and docs/results.md equals what the committed results render.
 """
-import hashlib
 import json
 import os
 import re
 
 import pytest
+
+from support import file_snapshot
 
 from lars_ref import cli
 from lars_ref.reproduce import page
@@ -40,18 +41,6 @@ def _user_error(capsys, argv):
     assert status == 2 and len(lines) == 1, err
     assert lines[0].startswith("lars-ref: error: ")
     return lines[0]
-
-
-def _snapshot(folder):
-    """{relative path: sha256} of every file below ``folder``."""
-    found = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, folder)] = hashlib.sha256(
-                    handle.read()).hexdigest()
-    return found
 
 
 # ------------------------------------------------------------------------ grids
@@ -113,11 +102,11 @@ def test_batch_larger_than_data_stops_before_anything_runs_and_keeps_results(
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({**DIGITS, "batch_size": 256, "epochs": 1}))
     assert cli.main(["sweep", str(grid), "--out", str(out)]) == 0
-    before = _snapshot(out)
+    before = file_snapshot(out)
     grid.write_text(json.dumps({**DIGITS, "batch_size": [256, 2000], "epochs": 1}))
     line = _user_error(capsys, ["sweep", str(grid), "--out", str(out)])
     assert "batch_size 2000" in line and "1437" in line
-    assert _snapshot(out) == before  # nothing computed is lost or changed
+    assert file_snapshot(out) == before  # nothing computed is lost or changed
 
 
 def test_check_trains_nothing_and_writes_nothing(capsys, tmp_path):
@@ -150,14 +139,14 @@ def test_interrupted_sweep_resumes_to_the_files_of_an_uninterrupted_one(
     statuses = {row["batch_size"]: row["status"]
                 for row in read_csv(os.path.join(resumed, "runs.csv"))}
     assert statuses == {"32": "missing", "256": "finished"}
-    finished_before = _snapshot(os.path.join(resumed, "runs"))
+    finished_before = file_snapshot(os.path.join(resumed, "runs"))
 
     monkeypatch.delenv(STOP_AT_STEP_ENV)
     messages = []
     assert run_and_report(specs, resumed, 2, {"kind": "curves", "y": "test_acc"},
                           "t", {}, log=messages.append) == 0
     assert messages[0].startswith("2 runs: 1 done before, 1 to train")
-    after = _snapshot(os.path.join(resumed, "runs"))
+    after = file_snapshot(os.path.join(resumed, "runs"))
     small, large = (run_name(s) for s in specs)
     for path, digest in finished_before.items():  # B=256 was not redone
         if path.startswith(large):
@@ -168,8 +157,8 @@ def test_interrupted_sweep_resumes_to_the_files_of_an_uninterrupted_one(
         read_csv(os.path.join(reference, "results.csv"))
     for name in (small, large):
         for stream in ("epochs.jsonl", "steps.jsonl", "layers.jsonl"):
-            assert _snapshot(os.path.join(resumed, "runs", name))[stream] == \
-                _snapshot(os.path.join(reference, "runs", name))[stream]
+            assert file_snapshot(os.path.join(resumed, "runs", name))[stream] == \
+                file_snapshot(os.path.join(reference, "runs", name))[stream]
 
 
 def test_diverged_run_is_recorded_with_its_last_accuracy_and_not_redone(tmp_path):

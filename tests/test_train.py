@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from support import tiny_run_config
 
 from lars_ref.backend import gpu_available
 from lars_ref.checkpoint import CheckpointError
@@ -112,20 +113,10 @@ def digits():
     return load_dataset("digits")
 
 
-def _config(out, **changes):
-    settings = dict(model="alexnet_bn", dataset="digits", optimizer="lars", lr=1.0,
-                    batch_size=128, micro_batch=64, epochs=None, steps=15,
-                    warmup_steps=3,
-                    log_every=4, diag_every=3, out=str(out), progress=False,
-                    blas_threads=1)
-    settings.update(changes)
-    return TrainConfig(**settings)
-
-
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory, digits):
     out = tmp_path_factory.mktemp("straight")
-    return train(_config(out), dataset=digits)
+    return train(tiny_run_config(out), dataset=digits)
 
 
 def test_train_writes_metrics_checkpoint_and_schedule(straight_run):
@@ -148,7 +139,7 @@ def test_train_writes_metrics_checkpoint_and_schedule(straight_run):
 
 
 def test_train_same_seed_gives_identical_metric_files(straight_run, tmp_path, digits):
-    again = train(_config(tmp_path), dataset=digits)
+    again = train(tiny_run_config(tmp_path), dataset=digits)
     for name in METRIC_FILES:
         assert filecmp.cmp(os.path.join(straight_run.out_dir, name),
                            os.path.join(again.out_dir, name), shallow=False), name
@@ -157,7 +148,7 @@ def test_train_same_seed_gives_identical_metric_files(straight_run, tmp_path, di
 @pytest.mark.parametrize("stop", [7, 11])  # mid-epoch, and at the epoch boundary
 def test_train_interrupt_and_resume_is_bit_identical(straight_run, tmp_path, digits,
                                                      stop):
-    config = _config(tmp_path)
+    config = tiny_run_config(tmp_path)
     first = train(config, dataset=digits, stop_at_step=stop)
     assert first.steps_done == stop and "resume" in first.message
     resumed = train(config, resume=True, dataset=digits)
@@ -174,21 +165,24 @@ def test_train_interrupt_and_resume_is_bit_identical(straight_run, tmp_path, dig
 
 
 def test_train_resume_refuses_another_model(tmp_path, digits):
-    train(_config(tmp_path, steps=4), dataset=digits)
+    train(tiny_run_config(tmp_path, steps=4), dataset=digits)
     with pytest.raises(CheckpointError, match="model: checkpoint has 'alexnet_bn'"):
-        train(_config(tmp_path, steps=4, model="alexnet"), resume=True, dataset=digits)
+        train(tiny_run_config(tmp_path, steps=4, model="alexnet"), resume=True,
+              dataset=digits)
     with pytest.raises(CheckpointError, match="optimizer: checkpoint has 'lars', this "
                                               "run has 'sgd'"):
-        train(_config(tmp_path, steps=4, optimizer="sgd"), resume=True, dataset=digits)
+        train(tiny_run_config(tmp_path, steps=4, optimizer="sgd"), resume=True,
+              dataset=digits)
     with pytest.raises(CheckpointError, match="batch_size"):
-        train(_config(tmp_path, steps=4, batch_size=64), resume=True, dataset=digits)
+        train(tiny_run_config(tmp_path, steps=4, batch_size=64), resume=True,
+              dataset=digits)
 
 
 def test_train_divergence_stops_and_keeps_last_checkpoint(tmp_path, digits):
-    train(_config(tmp_path), dataset=digits, stop_at_step=4)
+    train(tiny_run_config(tmp_path), dataset=digits, stop_at_step=4)
     path = checkpoint_path(str(tmp_path))
     saved = open(path, "rb").read()
-    result = train(_config(tmp_path, lr=1e30), resume=True, dataset=digits)
+    result = train(tiny_run_config(tmp_path, lr=1e30), resume=True, dataset=digits)
     assert result.diverged
     assert "diverged at step" in result.message and "(step 4)" in result.message
     assert open(path, "rb").read() == saved  # the good checkpoint is untouched
@@ -213,13 +207,15 @@ def _mlp(seed, dtype=np.float32):
 
 def test_train_accepts_a_user_built_model(tmp_path, digits):
     model = _mlp(0)
-    result = train(_config(tmp_path, model="mlp", optimizer="sgd", lr=0.1, steps=4,
-                           warmup_steps=0), dataset=digits, model=model)
+    config = tiny_run_config(tmp_path, model="mlp", optimizer="sgd", lr=0.1, steps=4,
+                             warmup_steps=0)
+    result = train(config, dataset=digits, model=model)
     assert result.model is model and result.steps_done == 4
     names = [row["name"] for row in result.layers[:4]]
     assert names == ["fc1.w", "fc1.b", "fc2.w", "fc2.b"]
     with pytest.raises(ConfigError, match="float64 parameters but config.dtype"):
-        train(_config(tmp_path, steps=4), dataset=digits, model=_mlp(0, np.float64))
+        train(tiny_run_config(tmp_path, steps=4), dataset=digits,
+              model=_mlp(0, np.float64))
 
 
 @pytest.mark.gpu
@@ -227,8 +223,8 @@ def test_train_accepts_a_user_built_model(tmp_path, digits):
 def test_train_on_cupy_matches_numpy_in_float64(tmp_path, digits):
     runs = {}
     for backend in ("numpy", "cupy"):
-        config = _config(tmp_path / backend, backend=backend, dtype="float64", steps=4,
-                         dropout=0.0)
+        config = tiny_run_config(tmp_path / backend, backend=backend, dtype="float64",
+                                 steps=4, dropout=0.0)
         runs[backend] = train(config, dataset=digits)
     expected = runs["numpy"].model.state_dict()
     for name, array in runs["cupy"].model.state_dict().items():

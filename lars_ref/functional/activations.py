@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lars_ref.backend import get_xp, to_device
+from lars_ref.functional.conv_rows import for_each_row_share
 
 
 class ReluCache(NamedTuple):
@@ -22,14 +23,24 @@ def relu_forward(x):
     out : array, shape and dtype of x
     cache : ReluCache
     """
-    out = get_xp(x).maximum(x, 0)
+    xp = get_xp(x)
+    if x.ndim < 2:
+        out = xp.maximum(x, 0)
+    else:  # by shares of the rows, one per worker thread (set_conv_workers)
+        out = xp.empty_like(x)
+        for_each_row_share(xp, lambda r: xp.maximum(x[r], 0, out=out[r]), x)
     return out, ReluCache(out)
 
 
 def relu_backward(dout, cache: ReluCache):
     """``dx = dout * [x > 0]`` (the subgradient 0 is taken at x == 0), where
     ``x > 0`` is read as ``out > 0``."""
-    return dout * (cache.out > 0)
+    xp, out = get_xp(dout), cache.out
+    if dout.ndim < 2:
+        return dout * (out > 0)
+    dx = xp.empty_like(dout)
+    for_each_row_share(xp, lambda r: xp.multiply(dout[r], out[r] > 0, out=dx[r]), dout)
+    return dx
 
 
 class DropoutCache(NamedTuple):

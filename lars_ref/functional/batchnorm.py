@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from lars_ref.backend import get_xp
+from lars_ref.functional.conv_rows import for_each_row_share
 from lars_ref.functional.errors import (ShapeError, require_ndim, require_same_dtype,
                                         require_shape)
 
@@ -130,22 +131,39 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
     shape, C = x.shape, x.shape[1]
     m = x.size // C
     x = _widen(x) if x.ndim == 2 else x
+    x_hat = xp.empty_like(x)  # x - mu, then normalised in place (L3)
+    # Every pass below runs on shares of the rows, one per worker thread
+    # (for_each_row_share); the statistics add the shares' per-channel sums.
     if train:
-        mu = _channel_sum(x, C) / m                                 # [BN Alg1 L1]
-        x_hat = x - _per_channel(mu, x)  # a fresh array: normalised in place (L3)
-        var = _channel_sum(x_hat * x_hat, C) / m                    # [BN Alg1 L2]
+        sums = for_each_row_share(xp, lambda r: _channel_sum(x[r], C), x)
+        mu = sum(sums) / m                                          # [BN Alg1 L1]
+        mu_row = _per_channel(mu, x)
+
+        def centre(r):  # x_hat = x - mu, and this share's sum of its squares
+            xp.subtract(x[r], mu_row, out=x_hat[r])
+            return _channel_sum(x_hat[r] * x_hat[r], C)
+        var = sum(for_each_row_share(xp, centre, x)) / m             # [BN Alg1 L2]
         new_running_mean = momentum * running_mean + (1 - momentum) * mu
         new_running_var = momentum * running_var + (1 - momentum) * var * (m / (m - 1))
     else:
-        x_hat = x - _per_channel(running_mean, x)
+        mean_row = _per_channel(running_mean, x)
+        for_each_row_share(xp, lambda r: xp.subtract(x[r], mean_row, out=x_hat[r]), x)
         var = running_var
         new_running_mean, new_running_var = running_mean, running_var
     inv_std = 1 / xp.sqrt(var + eps)
-    x_hat *= _per_channel(inv_std, x)                               # [BN Alg1 L3]
-    # [BN Alg1 L4] y = gamma * x_hat + beta; out never aliases x_hat (the cache's).
-    out = x_hat * _per_channel(gamma, x) if gamma is not None else x_hat.copy()
-    if beta is not None:
-        out += _per_channel(beta, x)
+    out = xp.empty_like(x)  # never aliases x_hat (the cache's)
+    scale_row, gamma_row, beta_row = (None if v is None else _per_channel(v, x)
+                                      for v in (inv_std, gamma, beta))
+
+    def normalise(r):
+        x_hat[r] *= scale_row                                       # [BN Alg1 L3]
+        if gamma_row is not None:                   # [BN Alg1 L4] gamma x_hat + beta
+            xp.multiply(x_hat[r], gamma_row, out=out[r])
+        else:
+            out[r] = x_hat[r]
+        if beta_row is not None:
+            out[r] += beta_row
+    for_each_row_share(xp, normalise, x)
     cache = BatchNormCache(x_hat.reshape(shape), inv_std, gamma, beta is not None,
                            train)
     return out.reshape(shape), cache, new_running_mean, new_running_var
@@ -190,18 +208,31 @@ def batchnorm_backward(dout, cache: BatchNormCache):
         x_hat, dout = _widen(x_hat), _widen(dout)
     # Per channel: gamma / sqrt(var + eps), the factor from dx_hat to dx.
     scale = inv_std if gamma is None else inv_std * gamma
-    sum_dout = _channel_sum(dout, C) if train or has_beta else None   # = dbeta
-    sum_dout_x_hat = (_channel_sum(dout * x_hat, C)                   # = dgamma
-                      if train or gamma is not None else None)
+    xp = get_xp(dout)
+    need_sum_dout, need_sum_dout_x_hat = train or has_beta, train or gamma is not None
+
+    def sums(r):  # this share's sum(dout) (= its dbeta) and sum(dout * x_hat) (dgamma)
+        return (_channel_sum(dout[r], C) if need_sum_dout else 0,
+                _channel_sum(dout[r] * x_hat[r], C) if need_sum_dout_x_hat else 0)
+    shares = for_each_row_share(xp, sums, dout)
+    sum_dout = sum(s[0] for s in shares) if need_sum_dout else None
+    sum_dout_x_hat = sum(s[1] for s in shares) if need_sum_dout_x_hat else None
+    dx, scale_row = xp.empty_like(dout), _per_channel(scale, x_hat)
     if train:
         # dx = scale * (dout - mean(dout) - x_hat * mean(dout * x_hat)), built in
-        # place on one fresh array to spare full-size temporaries.
-        dx = x_hat * _per_channel(-sum_dout_x_hat / m, x_hat)
-        dx += dout
-        dx -= _per_channel(sum_dout / m, x_hat)
-        dx *= _per_channel(scale, x_hat)
+        # place, share by share, to spare full-size temporaries.
+        slope_row = _per_channel(-sum_dout_x_hat / m, x_hat)
+        mean_row = _per_channel(sum_dout / m, x_hat)
+
+        def input_grad(r):
+            xp.multiply(x_hat[r], slope_row, out=dx[r])
+            dx[r] += dout[r]
+            dx[r] -= mean_row
+            dx[r] *= scale_row
     else:
-        dx = dout * _per_channel(scale, x_hat)
+        def input_grad(r):
+            xp.multiply(dout[r], scale_row, out=dx[r])
+    for_each_row_share(xp, input_grad, dout)
     dgamma = sum_dout_x_hat if gamma is not None else None
     dbeta = sum_dout if has_beta else None
     return dx.reshape(shape), dgamma, dbeta

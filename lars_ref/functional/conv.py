@@ -123,17 +123,19 @@ def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     return out, Conv2dCache(cols, w, tuple(x.shape), stride, pad, b is not None)
 
 
-def conv2d_backward(dout, cache: Conv2dCache):
+def conv2d_backward(dout, cache: Conv2dCache, input_grad: bool = True):
     """Gradients of :func:`conv2d_forward` given dL/dout.
 
     Parameters
     ----------
     dout : array, shape (N, F, Ho, Wo)
     cache : Conv2dCache from the forward pass.
+    input_grad : False skips dx (returned as None): a model's first layer, whose
+        input (the images) needs no gradient.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W)
+    dx : array, shape (N, C, H, W), or None
     dw : array, shape (F, C/groups, HH, WW)
     db : array, shape (F,), or None when the forward had no bias.
 
@@ -150,7 +152,9 @@ def conv2d_backward(dout, cache: Conv2dCache):
     w_mat = w.reshape(groups, F // groups, patch_size)
     # dw[g] = dout[g] @ cols[g]^T: one GEMM per group, summing over all N*Ho*Wo pixels.
     dw = xp.matmul(dout_mat, cols.swapaxes(-1, -2)).reshape(w.shape)
-    if stride == 1 and HH == WW and pad <= HH - 1:   # the faster route (module docstring)
+    if not input_grad:
+        dx = None
+    elif stride == 1 and HH == WW and pad <= HH - 1:  # the faster route (docstring)
         dx = conv2d_input_grad_by_convolution(dout, w, pad, groups)
     else:
         dx = conv2d_input_grad_by_col2im(dout_mat, w_mat, x_shape, HH, WW, stride, pad,

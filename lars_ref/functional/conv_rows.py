@@ -31,7 +31,9 @@ of one residue do not overlap) and the HH row copies are undone.
 The batch is processed in chunks of images whose gathered rows take about
 ``CHUNK_BYTES`` (1 MiB; on a GPU ``DEVICE_CHUNK_BYTES``), so the buffer stays in
 cache; the backward pass gathers again instead of storing it, and every buffer is
-reused from call to call.
+reused from call to call. On NumPy every copy into or out of the row buffer moves
+whole pixels (:func:`copy_pixels`: C values as one item), 2-3x faster than C
+separate values.
 Every step is a NumPy/CuPy call (``as_strided``, slicing, ``matmul``): one code
 path for both. Tested equal to im2col and to the loop version in
 ``tests/test_functional_conv_rows.py``; taught in
@@ -44,6 +46,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numpy as np
+
 from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
@@ -53,7 +57,9 @@ _WORKERS = {"count": 1, "pool": None}
 
 
 def set_conv_workers(count: int) -> None:
-    """Spread the chunks of every NumPy row-gather convolution over ``count`` threads.
+    """Spread the chunks of every NumPy row-gather convolution, and the rows of
+    channels-last batch norm and ReLU (:func:`for_each_row_share`), over ``count``
+    threads.
 
     NumPy releases the GIL in its copies and GEMMs, and a chunk is a handful of
     large calls, so two threads on two cores keep both busy; limit the BLAS to one
@@ -78,7 +84,28 @@ def _for_each_worker(xp, work, N: int, chunk: int) -> list:
         return [work(starts)]
     shares = [starts[i * len(starts) // count:(i + 1) * len(starts) // count]
               for i in range(count)]
-    return list(_WORKERS["pool"].map(work, shares))
+    return _run_shares(work, shares)
+
+
+def for_each_row_share(xp, work, a) -> list:
+    """Call ``work(row_slice)`` on one contiguous share of the rows (first axis) of
+    array ``a`` per worker thread (:func:`set_conv_workers`; NumPy only, one share
+    otherwise); return the results in row order. Elementwise ops give the same
+    values however the rows are shared; sums differ only in the order of their
+    float additions."""
+    rows = a.shape[0]
+    count = max(1, min(_WORKERS["count"] if xp.__name__ == "numpy" else 1, rows))
+    shares = [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
+    if count == 1:
+        return [work(shares[0])]
+    return _run_shares(work, shares)
+
+
+def _run_shares(work, shares) -> list:
+    """``[work(share) for share in shares]``, the first on the calling thread while
+    the pool's threads run the others (one hand-off fewer than waiting idle)."""
+    others = [_WORKERS["pool"].submit(work, share) for share in shares[1:]]
+    return [work(shares[0])] + [future.result() for future in others]
 
 
 class RowConvCache(NamedTuple):
@@ -133,12 +160,18 @@ def reused_zeros(xp, key, shape, dtype):
     return store[full_key]
 
 
-def images_per_chunk(xp, g: RowGeometry, itemsize: int) -> int:
-    """How many images' gathered rows fit in ``CHUNK_BYTES`` (NumPy) or
-    ``DEVICE_CHUNK_BYTES`` (CuPy), at least one."""
+def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
+    """How many of the N images go in one chunk: as many as have their gathered rows
+    fit in ``CHUNK_BYTES`` (NumPy) or ``DEVICE_CHUNK_BYTES`` (CuPy), at least one;
+    then evened out, so that every worker thread gets as many chunks of about equal
+    size (3 channels at 32x32: 27 images fit, and 128 images on 2 threads become
+    6 chunks of 22 instead of 5 of 27, split 3 and 2)."""
     per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
     budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
-    return max(1, budget // per_image)
+    fitting = max(1, budget // per_image)
+    workers = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    per_worker = math.ceil(N / workers)
+    return math.ceil(per_worker / math.ceil(per_worker / fitting))
 
 
 def _row_buffer(xp, g: RowGeometry, n: int, dtype, role: str):
@@ -167,11 +200,29 @@ def _kernel_row_ranges(g: RowGeometry):
                                                g.stride)
 
 
+def copy_pixels(target, source) -> None:
+    """``target[...] = source`` for channels-last arrays of one shape and dtype.
+
+    On NumPy, when each pixel's channels sit side by side in both, every pixel is
+    copied as one item of C*itemsize bytes (a ``void`` dtype): 2-3x faster than C
+    separate values when the pixels are strided, as in the row buffer. The same
+    bytes either way.
+    """
+    if get_xp(target) is np and target.dtype == source.dtype:
+        item = np.dtype((np.void, target.shape[-1] * target.itemsize))
+        try:
+            target.view(item)[...] = source.view(item)
+            return
+        except ValueError:   # a channel axis that is not contiguous: copy values
+            pass
+    target[...] = source
+
+
 def gather_rows(x_chunk, g: RowGeometry, buffer):
     """Copy the HH input rows of every output row into the buffer (step 1)."""
     rows = _rows_view(buffer, g, x_chunk.shape[0])
     for i, out_rows, in_rows in _kernel_row_ranges(g):
-        rows[:, out_rows, g.pad:g.pad + g.W, i, :] = x_chunk[:, in_rows]
+        copy_pixels(rows[:, out_rows, g.pad:g.pad + g.W, i, :], x_chunk[:, in_rows])
 
 
 def patch_views(xp, buffer, g: RowGeometry, n: int):
@@ -201,10 +252,21 @@ def _group_slices(groups, C_per_group, F_per_group):
                slice(g * F_per_group, (g + 1) * F_per_group))
 
 
-def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype, role: str):
-    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included (zero
-    until written)."""
-    return reused_zeros(xp, (role, g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype):
+    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included; one
+    buffer for the forward's output and the backward's dout (see
+    :func:`_dout_grid`)."""
+    return reused_zeros(xp, ("grid", g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+
+
+def _dout_grid(xp, g: RowGeometry, dout_chunk, F: int):
+    """The output grid holding ``dout_chunk`` (n, Ho, Wo, F), zero in the cropped
+    columns (the forward wrote outputs there; the backward's GEMMs must read 0)."""
+    n = dout_chunk.shape[0]
+    grid = _output_grid(xp, g, n, F, dout_chunk.dtype)
+    copy_pixels(_crop(grid, g, n), dout_chunk)
+    grid.reshape(n, g.Ho, g.Wq // g.stride, F)[:, :, g.Wo:] = 0
+    return grid
 
 
 def _crop(grid, g: RowGeometry, n: int):
@@ -236,19 +298,19 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     out = xp.empty((N, Ho, Wo, F), dtype=x.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(xp, g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize, x.shape[0])
 
     def work(starts):
         for start in starts:
             n = min(chunk, N - start)
-            grid = _output_grid(xp, g, n, F, x.dtype, "out")
+            grid = _output_grid(xp, g, n, F, x.dtype)
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
                 for r, patches in enumerate(patch_views(xp, buffer, g, n)):
                     xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
-            out[start:start + n] = _crop(grid, g, n)
+            copy_pixels(out[start:start + n], _crop(grid, g, n))
 
     _for_each_worker(xp, work, N, chunk)
     if b is not None:
@@ -256,11 +318,12 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
     return out, RowConvCache(x, w, stride, pad, groups, b is not None)
 
 
-def conv2d_nhwc_backward(dout, cache: RowConvCache):
+def conv2d_nhwc_backward(dout, cache: RowConvCache, input_grad: bool = True):
     """Gradients of :func:`conv2d_nhwc_forward`.
 
     dout : (N, Ho, Wo, F). Returns dx (N, H, W, C), dw (F, C/groups, HH, WW), and
-    db (F,) or None.
+    db (F,) or None. ``input_grad=False`` skips dx (returned as None): a model's
+    first layer, whose input (the images) needs no gradient.
     """
     x, w, stride, pad, groups, has_bias = cache
     xp = get_xp(dout)
@@ -269,7 +332,9 @@ def conv2d_nhwc_backward(dout, cache: RowConvCache):
     Ho, Wo = dout.shape[1:3]
     g = row_geometry((H, W), w.shape, stride, pad, (Ho, Wo), C_per_group)
     dw = _weight_grad(xp, x, dout, g, groups, F)
-    if uses_flipped_kernel_route(w.shape, stride, pad):
+    if not input_grad:
+        dx = None
+    elif uses_flipped_kernel_route(w.shape, stride, pad):
         dx = _input_grad_by_flipped_kernel(dout, w, pad, groups)
     else:
         dx = _input_grad_through_views(xp, dout, w, g, groups, x.shape)
@@ -287,7 +352,8 @@ def uses_flipped_kernel_route(w_shape, stride: int, pad: int) -> bool:
     at least ``FLIPPED_ROUTE_MIN_CHANNELS`` input channels per group: that
     forward's GEMMs have C/groups output columns, and with fewer (ResNet's first
     conv reads 3) BLAS runs far below its peak, so adding back through the views
-    is faster (5.6 against 7.4 ms for ResNet-20's first conv at batch 128).
+    is faster (3.6 against 6.8 ms for ResNet-20's first conv at batch 128; at 16
+    channels and more the flipped route wins, 6.5 against 9.1 ms at 16).
     """
     _, C_per_group, HH, WW = w_shape
     return (stride == 1 and HH == WW and pad <= HH - 1
@@ -298,14 +364,13 @@ def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
     """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows gathered
     again)."""
     C_per_group = g.channels
-    chunk = images_per_chunk(xp, g, x.itemsize)
+    chunk = images_per_chunk(xp, g, x.itemsize, x.shape[0])
 
     def work(starts):
         dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
         for start in starts:
             n = min(chunk, x.shape[0] - start)
-            grid = _output_grid(xp, g, n, F, x.dtype, "dout")  # cropped columns stay 0
-            _crop(grid, g, n)[...] = dout[start:start + n]
+            grid = _dout_grid(xp, g, dout[start:start + n], F)
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for cs, fs in _group_slices(groups, C_per_group, F // groups):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
@@ -336,15 +401,16 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
     dx = xp.zeros(x_shape, dtype=dout.dtype)
     w_mats = [weight_matrix(w[fs]) for _, fs in _group_slices(groups, C_per_group,
                                                                F // groups)]
-    chunk = images_per_chunk(xp, g, dout.itemsize)
+    chunk = images_per_chunk(xp, g, dout.itemsize, x_shape[0])
 
     def work(starts):
         for start in starts:
             n = min(chunk, x_shape[0] - start)
-            grid = _output_grid(xp, g, n, F, dout.dtype, "dout")
-            _crop(grid, g, n)[...] = dout[start:start + n]
+            grid = _dout_grid(xp, g, dout[start:start + n], F)
             buffer = _row_buffer(xp, g, n, dout.dtype, "dx")
             rows = _rows_view(buffer, g, n)
+            unpacked = reused_zeros(xp, ("dx rows", g), (n, g.Ho, g.W, C_per_group),
+                                    dout.dtype)
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 buffer[...] = 0
@@ -352,7 +418,11 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
                     dpatches += grid[r::g.residues, fs] @ w_mat  # rows never overlap
                 dx_chunk = dx[start:start + n, :, :, cs]
                 for i, out_rows, in_rows in _kernel_row_ranges(g):
-                    dx_chunk[:, in_rows] += rows[:, out_rows, g.pad:g.pad + g.W, i, :]
+                    # copied out of the strided rows first: adding them in place
+                    # runs on C values at a time, a copy on whole pixels
+                    kernel_row = unpacked[:, :out_rows.stop - out_rows.start]
+                    copy_pixels(kernel_row, rows[:, out_rows, g.pad:g.pad + g.W, i, :])
+                    dx_chunk[:, in_rows] += kernel_row
 
     _for_each_worker(xp, work, x_shape[0], chunk)
     return dx

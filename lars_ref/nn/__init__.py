@@ -8,7 +8,7 @@ parameter has a stable dotted name (``conv1.w``, ``layer1.0.bn1.gamma``).
 Introduced in ``notebooks/02_lars_algorithm1.ipynb`` (where the models meet LARS).
 """
 from lars_ref.nn.containers import (ChannelsLastNetwork, PadShortcut, ResidualBlock,
-                                    Sequential)
+                                    Sequential, skip_input_grad)
 from lars_ref.nn.layers import Conv2d, Dropout, Linear, ReLU, gaussian, he_normal_std
 from lars_ref.nn.module import Module, StateDictError, join_name
 from lars_ref.nn.normalization import LRN, BatchNorm
@@ -18,6 +18,6 @@ __all__ = [
     "Module", "StateDictError", "join_name",
     "Conv2d", "Linear", "ReLU", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
     "Flatten", "BatchNorm", "LRN", "Sequential", "ChannelsLastNetwork", "ResidualBlock",
-    "PadShortcut",
+    "PadShortcut", "skip_input_grad",
     "gaussian", "he_normal_std",
 ]

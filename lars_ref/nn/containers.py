@@ -85,7 +85,22 @@ class ChannelsLastNetwork(Sequential):
 
     def backward(self, dout):
         dx = super().backward(dout)
-        return to_channels_first(dx) if dx.ndim == 4 else dx
+        return to_channels_first(dx) if dx is not None and dx.ndim == 4 else dx
+
+
+def skip_input_grad(model: Sequential) -> None:
+    """Let ``model.backward`` skip dL/d(input), which training never reads.
+
+    The first layer, a :class:`Conv2d` in every model of :mod:`lars_ref.models`,
+    then computes only its parameters' gradients, and ``model.backward`` returns
+    None (PyTorch likewise skips the gradient of an input that does not require
+    one). Parameter gradients are unchanged.
+    """
+    first = model[0]
+    if not isinstance(first, Conv2d):
+        raise ValueError("skip_input_grad: the model's first layer must be a Conv2d, "
+                         f"got {type(first).__name__}")
+    first.input_grad = False
 
 
 class PadShortcut(Module):

@@ -56,6 +56,10 @@ class Conv2d(Module):
     Params: ``w`` (F, C/groups, HH, WW) and ``b`` (F,) in either layout. Input
     (N, C, H, W), output (N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1.
 
+    Attribute ``input_grad`` (default True): False makes ``backward`` skip dL/dx
+    and return None, for a model's first layer, whose input (the images) needs no
+    gradient (:func:`lars_ref.nn.skip_input_grad`).
+
     Notes
     -----
     Floor mode, as in PyTorch and Caffe: when ``(H + 2 pad - HH)`` is not a
@@ -80,6 +84,7 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
         self.groups = groups
         self.floor_mode_shape = None  # input shape if the last forward used floor mode
+        self.input_grad = True
         w_shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         fan_in = w_shape[1] * kernel_size * kernel_size
         std = he_normal_std(fan_in) if weight_std is None else weight_std
@@ -108,9 +113,9 @@ class Conv2d(Module):
         channels_last = self.channels_last
         conv_backward = F.conv2d_nhwc_backward if channels_last else F.conv2d_backward
         with self.layer_errors():
-            dx, dw, db = conv_backward(dout, self._require_cache())
+            dx, dw, db = conv_backward(dout, self._require_cache(), self.input_grad)
         self.accumulate_grads(w=dw, b=db)
-        if self.floor_mode_shape is not None:
+        if dx is not None and self.floor_mode_shape is not None:
             dx = self._unpad_floor_mode_grad(nchw_view(dx) if channels_last else dx)
             dx = nhwc_view(dx) if channels_last else dx
         return dx

@@ -201,10 +201,11 @@ def _check_state_names_and_shapes(targets: dict, state: dict) -> None:
         if name not in state:
             raise StateDictError(f"load_state_dict: missing entry '{name}' "
                                  f"(expected shape {tuple(target.shape)})")
-        if tuple(np.shape(state[name])) != tuple(target.shape):
+        value = state[name]  # a host or device array (np.shape would read a device one)
+        shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+        if shape != tuple(target.shape):
             raise StateDictError(f"load_state_dict: shape mismatch for '{name}': model "
-                                 f"has {tuple(target.shape)}, state dict has "
-                                 f"{tuple(np.shape(state[name]))}")
+                                 f"has {tuple(target.shape)}, state dict has {shape}")
     for name in state:
         if name not in targets:
             raise StateDictError(f"load_state_dict: unexpected entry '{name}' "

@@ -134,4 +134,5 @@ class NamedTensorOptimizer:
         if t < 0:
             raise ValueError(f"optimizer state has a negative step t={t}")
         self.t = t
-        self.state["v"] = {name: np.array(v) for name, v in state["v"].items()}
+        self.state["v"] = {name: np.array(to_numpy(v))
+                           for name, v in state["v"].items()}

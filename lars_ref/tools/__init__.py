@@ -1,1 +1,1 @@
-"""Tools around the library, not part of it: benchmarks and device tooling."""
+"""Tools around the library, not part of it: benchmarks, device probes, GPU check."""

@@ -16,6 +16,13 @@ the models use), PyTorch's NCHW.
     python -m lars_ref.tools.bench --quick    # small sizes, seconds
     lars-ref bench --backend cupy             # GPU: CuPy against torch on CUDA
 
+OpenBLAS's kernels: an environment may pin NumPy's OpenBLAS to older kernels with
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` (this project's CI machine sets
+both, to Haswell's AVX2 kernels). To measure what a user of a current NumPy gets,
+the bench runs its timing and memory work in a child process whose environment
+lacks both (``--keep-openblas-env`` keeps them); the report names the kernels
+each side ran. Nothing else in ``lars_ref`` touches these variables.
+
 Results and their history: ``docs/performance.md``.
 """
 from __future__ import annotations
@@ -32,11 +39,12 @@ from collections import OrderedDict
 import numpy as np
 
 from lars_ref import functional as F
-from lars_ref.backend import (BACKEND_NAMES, keep_freed_host_memory, resolve_backend,
-                              to_device)
+from lars_ref.backend import BACKEND_NAMES, resolve_backend, to_device
 from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
+from lars_ref.nn import skip_input_grad
 from lars_ref.optim import SGD
+from lars_ref.tools.host_memory import keep_freed_host_memory
 
 FULL = dict(batch=128, size=32, warmup=1, repeats=2, blocks=5)
 QUICK = dict(batch=8, size=16, warmup=1, repeats=1, blocks=2)
@@ -44,6 +52,7 @@ THREADS = {1: "cpu", 2: "wall"}          # threads -> clock of the targets below
 TARGETS = {("resnet20 step", 1): 1.5, ("resnet20 step", 2): 1.6, ("conv", 1): 1.8,
            ("conv", 2): 1.8}             # ours / torch, issue 10
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
+OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # removed together
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 STEP_CASE = "resnet20 step"
 # (C_in, C_out, input size as a fraction of the image, stride) of ResNet-20's convs
@@ -81,6 +90,10 @@ def add_arguments(parser):
         help="untimed runs at the start of every half-block (default 1)")
     add("--no-torch", action="store_true", help="time our side only")
     add("--no-memory", action="store_true", help="skip the memory measurement")
+    add("--keep-openblas-env", action="store_true",
+        help="time in this process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE as "
+             "set; by default the timing runs in a child process without both, so "
+             "NumPy's OpenBLAS picks the kernels for this CPU")
     add("--memory-child", choices=("ours", "torch"), help=argparse.SUPPRESS)
 
 
@@ -109,6 +122,9 @@ def run(args) -> int:
     if args.memory_child:
         print(json.dumps(step_memory(args.memory_child, sizes)))
         return 0
+    pinned = [name for name in OPENBLAS_PINS if name in os.environ]
+    if pinned and not args.keep_openblas_env:
+        return run_without_openblas_pins(args, pinned)
     xp = resolve_backend(args.backend)
     keep_freed_host_memory()
     torch, device = (None, None) if args.no_torch else _load_torch(xp)
@@ -126,6 +142,39 @@ def run(args) -> int:
     if not args.no_memory and xp is np:
         print(format_memory(sizes, with_torch=torch is not None))
     return 0
+
+
+def without_openblas_pins(environ) -> dict:
+    """A copy of ``environ`` without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (both:
+    the L2 size is tuned for the pinned core type)."""
+    return {name: value for name, value in environ.items()
+            if name not in OPENBLAS_PINS}
+
+
+def run_without_openblas_pins(args, pinned) -> int:
+    """Run this bench, with the same options, in a child process whose environment
+    lacks the OpenBLAS pins; pass its report through line by line."""
+    print("timing in a child process without "
+          + ", ".join(f"{name}={os.environ[name]}" for name in pinned)
+          + " (--keep-openblas-env keeps them)", flush=True)
+    child = subprocess.Popen([sys.executable, "-m", "lars_ref.tools.bench",
+                              *bench_argv(args)], env=without_openblas_pins(os.environ),
+                             stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        print(line, end="", flush=True)
+    return child.wait()
+
+
+def bench_argv(args) -> list:
+    """The command-line options that reproduce ``args`` (for the child process)."""
+    argv = ["--backend", args.backend, "--threads", *map(str, args.threads)]
+    for flag in ("quick", "no_torch", "no_memory"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+    for key in ("blocks", "repeats", "warmup"):
+        if getattr(args, key) is not None:
+            argv += [f"--{key}", str(getattr(args, key))]
+    return argv
 
 
 def time_in_blocks(ours, theirs, sync_ours, sync_theirs, *, clock, warmup, repeats):
@@ -255,6 +304,7 @@ def _resnet_step_cases(xp, torch, device, N, S):
 
 def _our_resnet_step(xp, N, S):
     model = build_model("resnet20", num_classes=10, in_shape=(3, S, S), seed=0, xp=xp)
+    skip_input_grad(model)  # as torch: the images need no gradient
     rng = np.random.default_rng(1)
     x_host = rng.standard_normal((N, 3, S, S)).astype(np.float32)
     labels_host = rng.integers(0, 10, size=N)
@@ -411,11 +461,13 @@ def _describe_setup(xp, torch, device, sizes):
     lines = [f"backend: {xp.__name__} {xp.__version__}; {os.cpu_count()} cores, load "
              f"average {os.getloadavg()[0]:.1f}; numpy BLAS: {_limit_blas_threads(1)}"]
     if torch is not None:
-        lines.append(f"torch {torch.__version__} on {device}")
+        kernels = f": {_describe_torch_cpu(torch)}" if device == "cpu" else ""
+        lines.append(f"torch {torch.__version__} on {device}{kernels}")
     lines.append(f"float32; {sizes['blocks']} interleaved blocks per case, each ours, "
                  f"torch, torch, ours of {sizes['warmup']} warm-up and "
                  f"{sizes['repeats']} timed runs; 1 thread: CPU time, 2: wall time; "
-                 "our threads: conv chunks on Python threads, BLAS on one thread each")
+                 "our threads: conv chunks, BN and ReLU rows on Python threads, "
+                 "BLAS on one thread each")
     return "\n".join(lines)
 
 
@@ -429,10 +481,19 @@ def _limit_blas_threads(threads):
     threadpool_limits(limits=threads, user_api="blas")
     described = [f"{lib['internal_api']} {lib.get('version')} "
                  f"({os.path.basename(lib['filepath'])}, kernels for "
-                 f"{lib.get('architecture')}; OPENBLAS_CORETYPE="
-                 f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')})"
+                 f"{lib.get('architecture')}; "
+                 + ", ".join(f"{name}={os.environ.get(name, 'unset')}"
+                             for name in OPENBLAS_PINS) + ")"
                  for lib in threadpool_info() if lib["user_api"] == "blas"]
     return "; ".join(described) or "not found by threadpoolctl"
+
+
+def _describe_torch_cpu(torch):
+    """PyTorch's CPU kernels: its BLAS (MKL, linked in: no OpenBLAS to pin) and the
+    vector instructions its oneDNN convolutions and ATen kernels use."""
+    blas = "MKL" if torch.backends.mkl.is_available() else "its own BLAS"
+    return (f"{blas} and oneDNN, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()} (no OpenBLAS)")
 
 
 def _synchronizer(xp):
