@@ -66,8 +66,10 @@ agree to 1e-14 at every one of the 48 steps. The two layouts compute the same
 function; the 17-point gap is float32 rounding (sums taken in another order)
 amplified by a run at the edge of stability. So a single-seed quick number from a
 run near divergence can move by tens of points with the engine, the BLAS build or
-the machine: read it as one draw. Only the mean and spread over seeds mean
-something (`lars-ref demo` reports them over seeds, the full setting runs 3 seeds).
+the machine: read it as one draw (the same run moved again with later engine
+versions; see the verdicts of `fig3` and `table1`). Only the mean and spread over
+seeds mean something (`lars-ref demo` reports them over seeds, the full setting
+runs 3 seeds).
 """
 
 
