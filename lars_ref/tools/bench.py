@@ -78,10 +78,9 @@ def add_arguments(parser):
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes, few blocks")
     add("--backend", default="numpy", choices=BACKEND_NAMES,
-        help="array backend of our side (default: %(default)s)")
+        help="array backend of our side")
     add("--threads", type=_at_least(1), nargs="+", default=sorted(THREADS),
-        help="thread counts to run; 1 is timed in CPU time, others in wall time "
-             "(default: %(default)s)")
+        help="thread counts to run; 1 is timed in CPU time, others in wall time")
     add("--blocks", type=_at_least(1),
         help="interleaved blocks per case (default: 5; 2 quick)")
     add("--repeats", type=_at_least(1),
@@ -100,8 +99,7 @@ def add_arguments(parser):
 def register(commands):
     """Add ``lars-ref bench`` to the command tree (see lars_ref/cli.py)."""
     parser = commands.add_parser("bench", help="time a ResNet-20 step and its convs "
-                                 "against PyTorch", description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 "against PyTorch", description=__doc__.split("\n")[0])
     add_arguments(parser)
     parser.set_defaults(handler=run)
 
