@@ -222,7 +222,11 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path):
             job.kill()
     assert job.returncode != 0
     report = stdout + stderr  # the launcher's message (hydra: on stdout)
-    assert "Killed" in report or "signal 9" in report or "KILLED" in report, report
+    # Either mpiexec reports the kill first, or the surviving rank's allreduce fails
+    # first and MPI aborts the job naming that failure (a race between the two).
+    names_the_kill = "Killed" in report or "signal 9" in report or "KILLED" in report
+    names_the_broken_allreduce = "Fatal error" in report and "Allreduce" in report
+    assert names_the_kill or names_the_broken_allreduce, report
     state = load_checkpoint(checkpoint_path(out))
     assert state["step"] % 44 == 0 and state["step"] > 0  # 1437 // 32 per epoch
 
