@@ -62,6 +62,18 @@ def _channel_sum(a, C: int):
     return a.sum(axis=(0, 2, 3))
 
 
+def _channel_dot(a, b, C: int):
+    """Sum of each of the C channels' products ``a * b``, as :func:`_channel_sum`.
+
+    ``einsum`` multiplies and adds in one pass, without the full-size product that
+    ``_channel_sum(a * b, C)`` would write and read back (4-5x faster on NumPy).
+    """
+    xp = get_xp(a)
+    if a.ndim == 2:
+        return xp.einsum("ij,ij->j", a, b).reshape(-1, C).sum(axis=0)
+    return xp.einsum("nchw,nchw->c", a, b)
+
+
 def _per_channel(v, x):
     """A (C,) vector shaped to broadcast against x: (1, C, 1, 1) for NCHW, or one
     row (1, k*C) repeating it k times for a (widened) matrix."""
@@ -141,7 +153,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, train: bool,
 
         def centre(r):  # x_hat = x - mu, and this share's sum of its squares
             xp.subtract(x[r], mu_row, out=x_hat[r])
-            return _channel_sum(x_hat[r] * x_hat[r], C)
+            return _channel_dot(x_hat[r], x_hat[r], C)
         var = sum(for_each_row_share(xp, centre, x)) / m             # [BN Alg1 L2]
         new_running_mean = momentum * running_mean + (1 - momentum) * mu
         new_running_var = momentum * running_var + (1 - momentum) * var * (m / (m - 1))
@@ -213,7 +225,7 @@ def batchnorm_backward(dout, cache: BatchNormCache):
 
     def sums(r):  # this share's sum(dout) (= its dbeta) and sum(dout * x_hat) (dgamma)
         return (_channel_sum(dout[r], C) if need_sum_dout else 0,
-                _channel_sum(dout[r] * x_hat[r], C) if need_sum_dout_x_hat else 0)
+                _channel_dot(dout[r], x_hat[r], C) if need_sum_dout_x_hat else 0)
     shares = for_each_row_share(xp, sums, dout)
     sum_dout = sum(s[0] for s in shares) if need_sum_dout else None
     sum_dout_x_hat = sum(s[1] for s in shares) if need_sum_dout_x_hat else None

@@ -16,7 +16,8 @@ value HH*WW times (9x for a 3x3 kernel); this op copies it only HH times:
 3. **Residues.** BLAS wants a row stride at least the row length (WW*HH*C); rows
    that start ``R*stride`` columns apart, with ``R = ceil(WW / stride)`` (3 for a
    3x3 stride-1 kernel, 2 for stride 2), qualify. So the output columns are split
-   by ``wo mod R``: R GEMMs, each writing its own output rows, no accumulation.
+   by ``wo mod R``: R GEMMs (one stacked ``matmul``), each writing its own output
+   rows, no accumulation.
    Each buffer row holds ``pad`` zeros, then the W pixels, then zeros up to ``Wq``
    columns, a multiple of R*stride, so a residue's rows are evenly spaced over the
    whole buffer; a row's right padding is the next row's leading zeros. The
@@ -29,7 +30,7 @@ otherwise ``dpatches_r = dout_r @ w_mat`` is added back through the views (the r
 of one residue do not overlap) and the HH row copies are undone.
 
 The batch is processed in chunks of images whose gathered rows take about
-``CHUNK_BYTES`` (1 MiB; on a GPU ``DEVICE_CHUNK_BYTES``), so the buffer stays in
+``CHUNK_BYTES`` (2 MiB; on a GPU ``DEVICE_CHUNK_BYTES``), so the buffer stays in
 cache; the backward pass gathers again instead of storing it, and every buffer is
 reused from call to call. On NumPy every copy into or out of the row buffer moves
 whole pixels (:func:`copy_pixels`: C values as one item), 2-3x faster than C
@@ -51,7 +52,7 @@ import numpy as np
 from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
-CHUNK_BYTES = 1 << 20  # gathered rows per chunk: about the size of a core's L2 cache
+CHUNK_BYTES = 1 << 21  # gathered rows per chunk: 2 MiB, fastest of 0.25-8 MiB here
 DEVICE_CHUNK_BYTES = 1 << 26  # on a GPU (CuPy): few, large kernels rather than cache
 _WORKERS = {"count": 1, "pool": None}
 
@@ -164,8 +165,8 @@ def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
     """How many of the N images go in one chunk: as many as have their gathered rows
     fit in ``CHUNK_BYTES`` (NumPy) or ``DEVICE_CHUNK_BYTES`` (CuPy), at least one;
     then evened out, so that every worker thread gets as many chunks of about equal
-    size (3 channels at 32x32: 27 images fit, and 128 images on 2 threads become
-    6 chunks of 22 instead of 5 of 27, split 3 and 2)."""
+    size (3 channels at 32x32: 55 images fit in 2 MiB, and 128 images on 2 threads
+    become 4 chunks of 32 instead of 55, 55 and 18, split 2 and 1)."""
     per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
     budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
     fitting = max(1, budget // per_image)
@@ -226,18 +227,27 @@ def gather_rows(x_chunk, g: RowGeometry, buffer):
 
 
 def patch_views(xp, buffer, g: RowGeometry, n: int):
-    """One (rows, WW*HH*C) view of overlapping patches per residue r (step 2-3).
+    """The overlapping patches as one (R, rows, WW*HH*C) view, R the residues (step 2-3).
 
-    Row t of view r is the patch of output column ``r + R*t`` of the flattened
-    (n, Ho, Wq/stride) output grid.
+    Row t of ``views[r]`` is the patch of output column ``r + R*t`` of the flattened
+    (n, Ho, Wq/stride) output grid, so ``views[r]`` pairs with the grid rows
+    ``r::R`` (:func:`grid_by_residue`). One stacked view lets one ``matmul`` do
+    the R GEMMs: NumPy keeps the GIL through a single matmul with a small result
+    (dw of a 3-channel conv is 16 x 27), which stalls the other worker thread's
+    copies; a stack of R releases it.
     """
     column = g.HH * g.channels                       # values per buffer column
     step = g.residues * g.stride
     count = n * g.Ho * g.Wq // step
     item = buffer.itemsize
-    return [xp.lib.stride_tricks.as_strided(
-        buffer[r * g.stride * column:], shape=(count, g.WW * column),
-        strides=(step * column * item, item)) for r in range(g.residues)]
+    return xp.lib.stride_tricks.as_strided(
+        buffer, shape=(g.residues, count, g.WW * column),
+        strides=(g.stride * column * item, step * column * item, item))
+
+
+def grid_by_residue(grid, g: RowGeometry):
+    """The output grid's (R*rows, F) rows as (R, rows, F): ``[r] = grid[r::R]``."""
+    return grid.reshape(-1, g.residues, grid.shape[1]).transpose(1, 0, 2)
 
 
 def weight_matrix(w):
@@ -308,8 +318,8 @@ def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1)
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
-                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
-                    xp.matmul(patches, w_mat.T, out=grid[r::g.residues, fs])
+                xp.matmul(patch_views(xp, buffer, g, n), w_mat.T,
+                          out=grid_by_residue(grid, g)[:, :, fs])
             copy_pixels(out[start:start + n], _crop(grid, g, n))
 
     _for_each_worker(xp, work, N, chunk)
@@ -374,8 +384,8 @@ def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for cs, fs in _group_slices(groups, C_per_group, F // groups):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
-                for r, patches in enumerate(patch_views(xp, buffer, g, n)):
-                    dw_mats[fs] += grid[r::g.residues, fs].T @ patches
+                by_residue = grid_by_residue(grid, g)[:, :, fs].transpose(0, 2, 1)
+                dw_mats[fs] += (by_residue @ patch_views(xp, buffer, g, n)).sum(axis=0)
         return dw_mats
 
     dw_mats = sum(_for_each_worker(xp, work, x.shape[0], chunk))
@@ -414,8 +424,9 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 buffer[...] = 0
-                for r, dpatches in enumerate(patch_views(xp, buffer, g, n)):
-                    dpatches += grid[r::g.residues, fs] @ w_mat  # rows never overlap
+                views, by_residue = patch_views(xp, buffer, g, n), grid_by_residue(grid, g)
+                for r in range(g.residues):  # one at a time: views of two residues overlap
+                    views[r] += by_residue[r, :, fs] @ w_mat  # rows of one never do
                 dx_chunk = dx[start:start + n, :, :, cs]
                 for i, out_rows, in_rows in _kernel_row_ranges(g):
                     # copied out of the strided rows first: adding them in place
