@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lars_ref import nn
-from lars_ref.functional import softmax_cross_entropy
+from lars_ref.functional import conv_rows, softmax_cross_entropy
 from lars_ref.models import build_model
 from lars_ref.nn.layout import to_channels_first, to_channels_last
 
@@ -92,3 +92,26 @@ def test_conv_layer_floor_mode_is_the_same_in_both_layouts(kernel, stride, pad, 
     assert relative(dx, reference_dx) < 1e-12
     for name in ("w", "b"):
         assert relative(layers[1].grads[name], layers[0].grads[name]) < 1e-12
+
+
+@pytest.mark.parametrize("case", ["resnet8_option_a", "alexnet_bn_small"])
+def test_two_worker_threads_train_the_same_model(case, rng):
+    """Convolution chunks, BN and ReLU rows and the residual additions shared by two
+    threads (set_conv_workers) give the one-thread step to rounding (float64)."""
+    spec = dict(MODELS[case])
+    name = spec.pop("name")
+    x = rng.standard_normal((4, *spec["in_shape"]))
+    labels = rng.integers(0, 5, size=4)
+    results = []
+    try:
+        for workers in (1, 2):
+            conv_rows.set_conv_workers(workers)
+            model = build_model(name, num_classes=5, dtype=np.float64, seed=4, **spec)
+            results.append(step(model, x, labels))
+    finally:
+        conv_rows.set_conv_workers(1)
+    (logits_1, dx_1, grads_1), (logits_2, dx_2, grads_2) = results
+    assert relative(logits_2, logits_1) < 1e-13
+    assert relative(dx_2, dx_1) < 1e-13
+    for key, grad in grads_1.items():
+        assert relative(grads_2[key], grad) < 1e-13, key

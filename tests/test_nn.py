@@ -95,7 +95,18 @@ def test_backward_accumulates_over_micro_batches_and_zero_grad_resets(rng):
 
 def test_backward_before_forward_names_the_layer(rng):
     model = small_net(rng)
-    with pytest.raises(RuntimeError, match="'fc'.*before forward"):
+    with pytest.raises(RuntimeError, match="'fc'.*without a forward"):
+        model.backward(np.ones((2, 5)))
+
+
+def test_backward_releases_every_cache(rng):
+    """Each forward serves one backward: the backward frees the activations it
+    read (a lower peak memory), and a second backward is refused, as in PyTorch."""
+    model = small_net(rng)
+    x = rng.standard_normal((2, 3, 6, 6))
+    model.backward(np.ones_like(model.forward(x)))
+    assert all(module.cache is None for _, module in model.named_modules())
+    with pytest.raises(RuntimeError, match="'fc'.*without a forward"):
         model.backward(np.ones((2, 5)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lars_ref.backend import get_xp
+from lars_ref.functional.conv_rows import for_each_row_share
 from lars_ref.nn.layers import Conv2d, ReLU
 from lars_ref.nn.layout import channel_axis, to_channels_first, to_channels_last
 from lars_ref.nn.module import Module
@@ -137,7 +138,7 @@ class PadShortcut(Module):
 
     def backward(self, dout):
         xp = get_xp(dout)
-        dx = xp.zeros(self._require_cache(), dtype=dout.dtype)
+        dx = xp.zeros(self._take_cache(), dtype=dout.dtype)
         kept = [slice(None)] * 4
         kept[channel_axis(self.channels_last)] = slice(0, self.in_channels)
         self._subsampled(dx)[...] = dout[tuple(kept)]
@@ -214,20 +215,30 @@ class ResidualBlock(Module):
         main = self.conv2.forward(self.relu1.forward(main, train), train)
         main = self.bn2.forward(main, train)
         short = x if self.shortcut is None else self.shortcut.forward(x, train)
-        return self.relu2.forward(main + short, train)
+        return self.relu2.forward(add_into(main, short), train)
 
     def backward(self, dout):
         d_sum = self.relu2.backward(dout)  # reaches both branches of the addition
         d_main = self.conv2.backward(self.bn2.backward(d_sum))
         d_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(d_main)))
         d_short = d_sum if self.shortcut is None else self.shortcut.backward(d_sum)
-        return d_main + d_short
+        return add_into(d_main, d_short)
 
 
     def extra_repr(self):
         kind = "identity" if self.shortcut is None else f"option {self.shortcut_option}"
         return (f"{self.in_channels}, {self.out_channels}, stride={self.stride}, "
                 f"shortcut={kind}")
+
+
+def add_into(total, other):
+    """``total += other``, by shares of the images over the worker threads
+    (:func:`~lars_ref.functional.conv_rows.for_each_row_share`); returns ``total``.
+    The residual block adds into arrays that it alone holds: bn2's output in the
+    forward pass, conv1's dx in the backward pass."""
+    xp = get_xp(total)
+    for_each_row_share(xp, lambda r: xp.add(total[r], other[r], out=total[r]), total)
+    return total
 
 
 def _projection(in_channels, out_channels, stride, bn, rng):

@@ -113,7 +113,7 @@ class Conv2d(Module):
         channels_last = self.channels_last
         conv_backward = F.conv2d_nhwc_backward if channels_last else F.conv2d_backward
         with self.layer_errors():
-            dx, dw, db = conv_backward(dout, self._require_cache(), self.input_grad)
+            dx, dw, db = conv_backward(dout, self._take_cache(), self.input_grad)
         self.accumulate_grads(w=dw, b=db)
         if dx is not None and self.floor_mode_shape is not None:
             dx = self._unpad_floor_mode_grad(nchw_view(dx) if channels_last else dx)
@@ -183,7 +183,7 @@ class Linear(Module):
 
     def backward(self, dout):
         with self.layer_errors():
-            dx, dw, db = F.linear_backward(dout, self._require_cache())
+            dx, dw, db = F.linear_backward(dout, self._take_cache())
         self.accumulate_grads(w=dw, b=db)
         return dx
 
@@ -201,7 +201,7 @@ class ReLU(Module):
 
     def backward(self, dout):
         with self.layer_errors():
-            return F.relu_backward(dout, self._require_cache())
+            return F.relu_backward(dout, self._take_cache())
 
 
 class Dropout(Module):
@@ -236,7 +236,7 @@ class Dropout(Module):
         return out
 
     def backward(self, dout):
-        cache = self._require_cache()
+        cache = self._take_cache()
         if self.identity:
             return dout
         with self.layer_errors():

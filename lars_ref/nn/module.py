@@ -10,7 +10,8 @@ A module is a thin stateful wrapper around a pure op pair of
   (``grads[k] += dk``), so the gradients of several micro-batches sum, as the
   authors' Caffe ``iter_size`` does; :meth:`Module.zero_grad` resets them.
 * ``buffers`` non-trained state, here the BatchNorm running statistics.
-* ``cache``   whatever the op pair's backward needs, kept from the last forward.
+* ``cache``   whatever the op pair's backward needs, kept from the last forward
+  until the backward takes it.
 
 Containers (:mod:`lars_ref.nn.containers`) give every module a dotted name
 (``conv1``, ``layer1.0.conv1``) so that parameters are reported as
@@ -58,7 +59,8 @@ class Module:
         Dotted name inside the enclosing model, set by the containers
         (``""`` for the root or a module used on its own).
     cache : object or None
-        What the op pair's backward needs, from the last forward.
+        What the op pair's backward needs, from the last forward; the backward
+        takes it (:meth:`_take_cache`), so a second backward needs a new forward.
     """
 
     def __init__(self):
@@ -181,11 +183,15 @@ class Module:
         """``'conv1' (Conv2d(3, 96, ...))``: dotted name and layer, for messages."""
         return f"'{self.name or '<root>'}' ({self!r})"
 
-    def _require_cache(self):
+    def _take_cache(self):
+        """The last forward's cache, released here: each forward serves one
+        backward, and activations are freed as the backward pass goes (as PyTorch
+        frees its saved tensors), which lowers the step's peak memory."""
         if self.cache is None:
-            raise RuntimeError(f"layer {self.label()}: backward() was called before "
-                               "forward()")
-        return self.cache
+            raise RuntimeError(f"layer {self.label()}: backward() was called without "
+                               "a forward() since the last backward()")
+        cache, self.cache = self.cache, None
+        return cache
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"

@@ -74,7 +74,7 @@ class BatchNorm(Module):
         if self.channels_last and dout.ndim == 4:
             dout = dout.reshape(-1, shape[3])
         with self.layer_errors():
-            dx, dgamma, dbeta = F.batchnorm_backward(dout, self._require_cache())
+            dx, dgamma, dbeta = F.batchnorm_backward(dout, self._take_cache())
         self.accumulate_grads(gamma=dgamma, beta=dbeta)   # both None without scale/shift
         return dx.reshape(shape)
 
@@ -108,7 +108,7 @@ class LRN(Module):
     def backward(self, dout):
         with self.layer_errors():
             dx = F.lrn_backward(nchw_view(dout) if self.channels_last else dout,
-                                self._require_cache())
+                                self._take_cache())
         return nhwc_view(dx) if self.channels_last else dx
 
     def extra_repr(self):

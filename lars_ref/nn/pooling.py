@@ -37,7 +37,7 @@ class _WindowPool2d(Module):
     def backward(self, dout):
         with self.layer_errors():
             dx = self.backward_op(nchw_view(dout) if self.channels_last else dout,
-                                  self._require_cache())
+                                  self._take_cache())
         return nhwc_view(dx) if self.channels_last else dx
 
     def extra_repr(self):
@@ -77,7 +77,7 @@ class GlobalAvgPool(Module):
 
     def backward(self, dout):
         with self.layer_errors():
-            dx = F.global_avg_pool_backward(dout, self._require_cache())
+            dx = F.global_avg_pool_backward(dout, self._take_cache())
         return nhwc_view(dx) if self.channels_last else dx
 
 
@@ -100,5 +100,5 @@ class Flatten(Module):
         return get_xp(x).ascontiguousarray(x).reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        dx = dout.reshape(self._require_cache())
+        dx = dout.reshape(self._take_cache())
         return nhwc_view(dx) if self.channels_last else dx
