@@ -63,7 +63,7 @@ EXPERIMENTS = {
               "the fall.",
         settings={"optimizer": "sgd", "model": ["alexnet", "alexnet_bn"],
                   "warmup_epochs": 1, "lr_base_batch": B0,
-                  "batch_size": [B0, MID, LARGE], "lr": [0.01, 0.02, 0.04]},
+                  "batch_size": [B0, MID, LARGE], "lr": [0.005, 0.01, 0.02, 0.04]},
         blocks=({},), plot={"kind": "sweep", "x": "lr", "panels": "model"}),
     "table3": Experiment(
         title="Table 3: AlexNet and AlexNet-BN with LARS + warm-up, B0 to 32 x B0",
