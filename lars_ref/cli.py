@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "lars_ref.data.download",
     "lars_ref.tools.bench",
     "lars_ref.tools.bench_optim",
+    "lars_ref.tools.bench_layers",
     "lars_ref.tools.bench_scaling",   # bench-scaling (data parallel, MPI)
     "lars_ref.tools.gpu_check",
     "lars_ref.crosscheck.cli",        # vectors, crosscheck

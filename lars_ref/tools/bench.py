@@ -122,7 +122,7 @@ def run(args) -> int:
         return 0
     pinned = [name for name in OPENBLAS_PINS if name in os.environ]
     if pinned and not args.keep_openblas_env:
-        return run_without_openblas_pins(args, pinned)
+        return run_without_openblas_pins("lars_ref.tools.bench", bench_argv(args), pinned)
     xp = resolve_backend(args.backend)
     keep_freed_host_memory()
     torch, device = (None, None) if args.no_torch else _load_torch(xp)
@@ -149,14 +149,14 @@ def without_openblas_pins(environ) -> dict:
             if name not in OPENBLAS_PINS}
 
 
-def run_without_openblas_pins(args, pinned) -> int:
-    """Run this bench, with the same options, in a child process whose environment
-    lacks the OpenBLAS pins; pass its report through line by line."""
+def run_without_openblas_pins(module, argv, pinned) -> int:
+    """Run ``python -m module *argv`` in a child process whose environment lacks the
+    OpenBLAS pins; pass its report through line by line; return its exit status."""
     print("timing in a child process without "
           + ", ".join(f"{name}={os.environ[name]}" for name in pinned)
           + " (--keep-openblas-env keeps them)", flush=True)
-    child = subprocess.Popen([sys.executable, "-m", "lars_ref.tools.bench",
-                              *bench_argv(args)], env=without_openblas_pins(os.environ),
+    child = subprocess.Popen([sys.executable, "-m", module, *argv],
+                             env=without_openblas_pins(os.environ),
                              stdout=subprocess.PIPE, text=True)
     for line in child.stdout:
         print(line, end="", flush=True)
