@@ -150,8 +150,8 @@ def test_two_worker_threads_give_the_same_result(rng, monkeypatch):
 def test_chunks_are_evened_out_over_the_workers():
     """3 channels at 32x32 with pad 1: a gathered image is 32 rows x 33 columns x 3
     kernel rows x 3 channels x 4 bytes = 38,016 bytes, so 55 fit in 2 MiB; 128
-    images then go in 3 even chunks (43, 43, 42) on one worker and in chunks of 32
-    (64 each) on two."""
+    images then go in 3 even chunks (43, 43, 42) on one worker; on two, each with 64
+    images and a 4 MiB budget (110 fit), in one chunk each."""
     g = conv_rows.row_geometry((32, 32), (16, 3, 3, 3), 1, 1, (32, 32), 3)
     assert g.Ho * g.Wq * g.HH * g.channels * 4 == 38_016
     try:
@@ -159,7 +159,9 @@ def test_chunks_are_evened_out_over_the_workers():
         assert 2**21 // 38_016 == 55
         assert conv_rows.images_per_chunk(np, g, 4, 128) == 43
         conv_rows.set_conv_workers(2)
-        assert conv_rows.images_per_chunk(np, g, 4, 128) == 32
+        assert 2**22 // 38_016 == 110
+        assert conv_rows.images_per_chunk(np, g, 4, 128) == 64
+        assert conv_rows.images_per_chunk(np, g, 4, 256) == 64   # 128 each: 2 of 64
     finally:
         conv_rows.set_conv_workers(1)
 

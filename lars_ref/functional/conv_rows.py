@@ -53,6 +53,8 @@ from lars_ref.backend import get_xp
 from lars_ref.functional.conv import _check_conv_args
 
 CHUNK_BYTES = 1 << 21  # gathered rows per chunk: 2 MiB, fastest of 0.25-8 MiB here
+SHARED_CHUNK_BYTES = 1 << 22  # per chunk when 2+ worker threads share a batch: fewer,
+#                               larger chunks were faster there (measured, 2-8 MiB)
 DEVICE_CHUNK_BYTES = 1 << 26  # on a GPU (CuPy): few, large kernels rather than cache
 _WORKERS = {"count": 1, "pool": None}
 
@@ -163,14 +165,16 @@ def reused_zeros(xp, key, shape, dtype):
 
 def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
     """How many of the N images go in one chunk: as many as have their gathered rows
-    fit in ``CHUNK_BYTES`` (NumPy) or ``DEVICE_CHUNK_BYTES`` (CuPy), at least one;
-    then evened out, so that every worker thread gets as many chunks of about equal
-    size (3 channels at 32x32: 55 images fit in 2 MiB, and 128 images on 2 threads
-    become 4 chunks of 32 instead of 55, 55 and 18, split 2 and 1)."""
+    fit in ``CHUNK_BYTES`` (NumPy, one thread), ``SHARED_CHUNK_BYTES`` (NumPy, two
+    or more worker threads) or ``DEVICE_CHUNK_BYTES`` (CuPy), at least one; then
+    evened out, so that every worker thread gets as many chunks of about equal size
+    (3 channels at 32x32: 55 images fit in 2 MiB, and 128 images on one thread
+    become 3 chunks of 43, 43 and 42 instead of 55, 55 and 18)."""
     per_image = g.Ho * g.Wq * g.HH * g.channels * itemsize
-    budget = CHUNK_BYTES if xp.__name__ == "numpy" else DEVICE_CHUNK_BYTES
-    fitting = max(1, budget // per_image)
     workers = _WORKERS["count"] if xp.__name__ == "numpy" else 1
+    budget = (DEVICE_CHUNK_BYTES if xp.__name__ != "numpy" else
+              CHUNK_BYTES if workers == 1 else SHARED_CHUNK_BYTES)
+    fitting = max(1, budget // per_image)
     per_worker = math.ceil(N / workers)
     return math.ceil(per_worker / math.ceil(per_worker / fitting))
 
