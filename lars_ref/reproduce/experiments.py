@@ -28,7 +28,7 @@ SIZES = {
              "subset_seed": 0, "epochs": 10, "seed": [0, 1, 2]},  # files by class
 }
 # LARS base LR per batch (grows with B, not linearly: paper Table 3); 40 at 512 is
-# the best of fig4 quick (at 80 it loses 1.6 points)
+# the best of fig4 quick (at 80 it loses 0.95 points) and fig4 full
 LARS_LR = {B0: 2.0, 64: 5.0, LARGE: 40.0}
 RESNET_LARS_LR = {B0: 2.0, MID: 5.0, LARGE: 10.0}
 
