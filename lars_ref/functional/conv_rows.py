@@ -231,7 +231,7 @@ def gather_rows(x_chunk, g: RowGeometry, buffer):
 
 
 def patch_views(xp, buffer, g: RowGeometry, n: int):
-    """The overlapping patches as one (R, rows, WW*HH*C) view, R the residues (step 2-3).
+    """The overlapping patches as one (R, rows, WW*HH*C) view, R residues (step 2-3).
 
     Row t of ``views[r]`` is the patch of output column ``r + R*t`` of the flattened
     (n, Ho, Wq/stride) output grid, so ``views[r]`` pairs with the grid rows
@@ -428,9 +428,12 @@ def _input_grad_through_views(xp, dout, w, g: RowGeometry, groups, x_shape):
             for (cs, fs), w_mat in zip(_group_slices(groups, C_per_group, F // groups),
                                        w_mats):
                 buffer[...] = 0
-                views, by_residue = patch_views(xp, buffer, g, n), grid_by_residue(grid, g)
-                for r in range(g.residues):  # one at a time: views of two residues overlap
-                    views[r] += by_residue[r, :, fs] @ w_mat  # rows of one never do
+                views = patch_views(xp, buffer, g, n)
+                by_residue = grid_by_residue(grid, g)
+                # one residue at a time: the views of two residues overlap, the rows
+                # of one never do
+                for r in range(g.residues):
+                    views[r] += by_residue[r, :, fs] @ w_mat
                 dx_chunk = dx[start:start + n, :, :, cs]
                 for i, out_rows, in_rows in _kernel_row_ranges(g):
                     # copied out of the strided rows first: adding them in place

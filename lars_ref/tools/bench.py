@@ -60,7 +60,7 @@ RESNET20_CONVS = ((3, 16, 1, 1), (16, 16, 1, 1), (16, 32, 1, 2), (32, 32, 2, 1),
                   (32, 64, 2, 2), (64, 64, 4, 1))
 
 
-def _at_least(minimum):
+def at_least(minimum):
     """An argparse type: an int >= ``minimum`` (argparse reports anything else)."""
     def parse(text):
         try:
@@ -79,13 +79,13 @@ def add_arguments(parser):
     add("--quick", action="store_true", help="small sizes, few blocks")
     add("--backend", default="numpy", choices=BACKEND_NAMES,
         help="array backend of our side")
-    add("--threads", type=_at_least(1), nargs="+", default=sorted(THREADS),
+    add("--threads", type=at_least(1), nargs="+", default=sorted(THREADS),
         help="thread counts to run; 1 is timed in CPU time, others in wall time")
-    add("--blocks", type=_at_least(1),
+    add("--blocks", type=at_least(1),
         help="interleaved blocks per case (default: 5; 2 quick)")
-    add("--repeats", type=_at_least(1),
+    add("--repeats", type=at_least(1),
         help="timed runs per side in each half-block (default 2)")
-    add("--warmup", type=_at_least(0),
+    add("--warmup", type=at_least(0),
         help="untimed runs at the start of every half-block (default 1)")
     add("--no-torch", action="store_true", help="time our side only")
     add("--no-memory", action="store_true", help="skip the memory measurement")
@@ -122,7 +122,8 @@ def run(args) -> int:
         return 0
     pinned = [name for name in OPENBLAS_PINS if name in os.environ]
     if pinned and not args.keep_openblas_env:
-        return run_without_openblas_pins("lars_ref.tools.bench", bench_argv(args), pinned)
+        return run_without_openblas_pins("lars_ref.tools.bench", bench_argv(args),
+                                         pinned)
     xp = resolve_backend(args.backend)
     keep_freed_host_memory()
     torch, device = (None, None) if args.no_torch else _load_torch(xp)
@@ -130,7 +131,7 @@ def run(args) -> int:
     rows = []
     for threads in args.threads:
         clock = THREADS.get(threads, "wall")
-        _set_threads(torch, threads)
+        set_threads(torch, threads)
         for name, (ours, theirs) in _cases(xp, torch, device, sizes).items():
             rows.append((name, threads, clock,
                          *time_interleaved(ours, theirs, _synchronizer(xp),
@@ -291,7 +292,7 @@ def _torch_conv(torch, device, x, w, stride):
 
 def _resnet_step_cases(xp, torch, device, N, S):
     """One training step of ResNet-20 in each framework, from the same weights."""
-    ours, model, x_host, labels_host = _our_resnet_step(xp, N, S)
+    ours, model, x_host, labels_host = our_resnet_step(xp, N, S)
     if torch is None:
         return ours, None
     theirs = _torch_resnet_step(torch, device, model.state_dict(), x_host, labels_host)
@@ -300,7 +301,7 @@ def _resnet_step_cases(xp, torch, device, N, S):
     return ours, theirs
 
 
-def _our_resnet_step(xp, N, S):
+def our_resnet_step(xp, N, S):
     model = build_model("resnet20", num_classes=10, in_shape=(3, S, S), seed=0, xp=xp)
     skip_input_grad(model)  # as torch: the images need no gradient
     rng = np.random.default_rng(1)
@@ -336,7 +337,7 @@ def step_memory(side, sizes):
     _limit_blas_threads(1)
 
     def make_step(batch):
-        ours, model, x, labels = _our_resnet_step(np, batch, sizes["size"])
+        ours, model, x, labels = our_resnet_step(np, batch, sizes["size"])
         return ours if side == "ours" else _torch_resnet_step(
             torch, "cpu", model.state_dict(), x, labels)
 
@@ -445,7 +446,7 @@ def _load_torch(xp):
     return torch, "cuda"
 
 
-def _set_threads(torch, threads):
+def set_threads(torch, threads):
     """``threads`` Python threads on our convolutions' chunks, BLAS on one thread
     each (:func:`lars_ref.functional.conv_rows.set_conv_workers`); torch's own."""
     _limit_blas_threads(1)

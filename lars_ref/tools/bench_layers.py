@@ -33,7 +33,7 @@ SIZES = {"full": dict(batch=128, size=32, warmup=2, steps=10),
 
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, few steps")
-    parser.add_argument("--threads", type=bench._at_least(1), nargs="+", default=[1, 2],
+    parser.add_argument("--threads", type=bench.at_least(1), nargs="+", default=[1, 2],
                         help="thread counts to time (default: 1 2)")
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="time in this process with the OpenBLAS pins as set")
@@ -72,8 +72,8 @@ def run(args) -> int:
 def time_layers(threads, *, batch, size, warmup, steps) -> dict:
     """{kind of layer: ms per step} for our step on ``threads`` threads, with
     ``"step"`` (the median step) and ``"rest"`` (the step minus all layers)."""
-    bench._set_threads(None, threads)
-    step, model, *_ = bench._our_resnet_step(np, batch, size)
+    bench.set_threads(None, threads)
+    step, model, *_ = bench.our_resnet_step(np, batch, size)
     seconds = defaultdict(float)
     for _, module in model.named_modules():
         if not module.children():
@@ -115,9 +115,10 @@ def format_layer_table(columns: dict, sizes: dict) -> str:
     """columns: {threads: {kind: ms}} -> a table, the largest kinds first."""
     threads = list(columns)
     first = columns[threads[0]]
-    kinds = sorted((k for k in first if k not in ("step", "rest")), key=lambda k: -first[k])
-    lines = [f"ResNet-20 step, batch {sizes['batch']}, {sizes['size']}x{sizes['size']}: "
-             f"wall ms per step (mean of {sizes['steps']} steps; step: median)",
+    kinds = sorted((kind for kind in first if kind not in ("step", "rest")),
+                   key=lambda kind: -first[kind])
+    lines = [f"ResNet-20 step, batch {sizes['batch']}, {sizes['size']}x{sizes['size']}:"
+             f" wall ms per step (mean of {sizes['steps']} steps; step: median)",
              f"{'layer':<22}" + "".join(f"{f'{t} thread(s)':>14}" for t in threads)]
     for kind in kinds + ["rest", "step"]:
         lines.append(f"{kind:<22}" + "".join(f"{columns[t].get(kind, 0.0):>14.1f}"
