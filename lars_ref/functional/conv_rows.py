@@ -19,11 +19,12 @@ value HH*WW times (9x for a 3x3 kernel); this op copies it only HH times:
    by ``wo mod R``: R GEMMs (one stacked ``matmul``), each writing its own output
    rows, no accumulation.
    Each buffer row holds ``pad`` zeros, then the W pixels, then zeros up to ``Wq``
-   columns, a multiple of R*stride, so a residue's rows are evenly spaced over the
+   columns, a multiple of the stride, so the patches stay evenly spaced over the
    whole buffer; a row's right padding is the next row's leading zeros. The
-   outputs that fall on the extra columns are computed and cropped.
+   outputs that fall on the extra columns are computed and cropped; the output
+   grid gets up to R - 1 extra rows, so that every residue has as many.
 
-Backward, from the same views: ``dw_mat = sum_r dout_r^T @ patches_r``. For
+Backward, from the same views: ``dw_mat^T = sum_r patches_r^T @ dout_r``. For
 stride 1 and 8 or more channels, dx is this same forward on dout with the kernel
 flipped (see :func:`lars_ref.functional.conv.conv2d_input_grad_by_convolution`);
 otherwise ``dpatches_r = dout_r @ w_mat`` is added back through the views (the rows
@@ -132,7 +133,7 @@ class RowGeometry(NamedTuple):
     Ho: int
     Wo: int
     residues: int    # R = ceil(WW / stride): GEMMs per chunk
-    Wq: int          # row length, a multiple of R*stride, >= pad + W
+    Wq: int          # row length, a multiple of stride, >= pad + W
     channels: int    # C of one group
 
 
@@ -140,10 +141,9 @@ def row_geometry(x_hw, w_shape, stride, pad, out_hw, channels) -> RowGeometry:
     """The :class:`RowGeometry` of input size ``x_hw`` and kernel ``w_shape``."""
     HH, WW = w_shape[2:]
     residues = math.ceil(WW / stride)
-    step = residues * stride
     # pad + W columns per row: the right padding of a row is the left padding of
     # the next (or the slack after the last row), so only `pad` zeros separate rows.
-    Wq = math.ceil(max(pad + x_hw[1], stride * out_hw[1]) / step) * step
+    Wq = math.ceil(max(pad + x_hw[1], stride * out_hw[1]) / stride) * stride
     return RowGeometry(*x_hw, HH, WW, stride, pad, *out_hw, residues, Wq, channels)
 
 
@@ -179,10 +179,17 @@ def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
     return math.ceil(per_worker / math.ceil(per_worker / fitting))
 
 
+def grid_rows(g: RowGeometry, n: int) -> int:
+    """Rows of the output grid of n images: one per output column of the
+    (n, Ho, Wq/stride) grid, rounded up to a multiple of R (the extra rows are
+    computed and never read)."""
+    return math.ceil(n * g.Ho * g.Wq // g.stride / g.residues) * g.residues
+
+
 def _row_buffer(xp, g: RowGeometry, n: int, dtype, role: str):
-    """Flat zero buffer for n images' rows, plus WW columns of slack at the end
-    (the last, cropped patches read past the last row)."""
-    size = (n * g.Ho * g.Wq + g.WW) * g.HH * g.channels
+    """Flat zero buffer for n images' rows, plus slack at the end (the last,
+    cropped patches read past the last row)."""
+    size = (g.stride * grid_rows(g, n) + g.WW) * g.HH * g.channels
     return reused_zeros(xp, (role, g), (size,), dtype)
 
 
@@ -242,7 +249,7 @@ def patch_views(xp, buffer, g: RowGeometry, n: int):
     """
     column = g.HH * g.channels                       # values per buffer column
     step = g.residues * g.stride
-    count = n * g.Ho * g.Wq // step
+    count = grid_rows(g, n) // g.residues
     item = buffer.itemsize
     return xp.lib.stride_tricks.as_strided(
         buffer, shape=(g.residues, count, g.WW * column),
@@ -267,24 +274,30 @@ def _group_slices(groups, C_per_group, F_per_group):
 
 
 def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype):
-    """Reused (n*Ho*Wq/stride, F) output rows, cropped columns included; one
-    buffer for the forward's output and the backward's dout (see
-    :func:`_dout_grid`)."""
-    return reused_zeros(xp, ("grid", g, F), (n * g.Ho * (g.Wq // g.stride), F), dtype)
+    """Reused (grid_rows, F) output rows, cropped columns included; one buffer for
+    the forward's output and the backward's dout (see :func:`_dout_grid`)."""
+    return reused_zeros(xp, ("grid", g, F), (grid_rows(g, n), F), dtype)
 
 
 def _dout_grid(xp, g: RowGeometry, dout_chunk, F: int):
     """The output grid holding ``dout_chunk`` (n, Ho, Wo, F), zero in the cropped
-    columns (the forward wrote outputs there; the backward's GEMMs must read 0)."""
+    columns and the extra rows (the forward wrote outputs there; the backward's
+    GEMMs must read 0)."""
     n = dout_chunk.shape[0]
     grid = _output_grid(xp, g, n, F, dout_chunk.dtype)
     copy_pixels(_crop(grid, g, n), dout_chunk)
-    grid.reshape(n, g.Ho, g.Wq // g.stride, F)[:, :, g.Wo:] = 0
+    _grid_images(grid, g, n)[:, :, g.Wo:] = 0
+    grid[n * g.Ho * g.Wq // g.stride:] = 0
     return grid
 
 
+def _grid_images(grid, g: RowGeometry, n: int):
+    """The grid's rows of the n images as (n, Ho, Wq/stride, F)."""
+    return grid[:n * g.Ho * g.Wq // g.stride].reshape(n, g.Ho, g.Wq // g.stride, -1)
+
+
 def _crop(grid, g: RowGeometry, n: int):
-    return grid.reshape(n, g.Ho, g.Wq // g.stride, -1)[:, :, :g.Wo]
+    return _grid_images(grid, g, n)[:, :, :g.Wo]
 
 
 def conv2d_nhwc_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
@@ -375,27 +388,30 @@ def uses_flipped_kernel_route(w_shape, stride: int, pad: int) -> bool:
 
 
 def _weight_grad(xp, x, dout, g: RowGeometry, groups, F):
-    """dw[f, (j, i, c)] = sum over residues of dout_r^T @ patches_r (rows gathered
-    again)."""
+    """dw[f, (j, i, c)] = sum over residues of (patches_r^T @ dout_r)[(j, i, c), f]
+    (rows gathered again). The product is formed transposed, (WW*HH*C, F): BLAS
+    runs that shape faster (32->32 at 16x16: 2.0 against 2.2 ms; 3->16 at 32x32:
+    0.6 against 0.9 ms; 64 images, one thread)."""
     C_per_group = g.channels
     chunk = images_per_chunk(xp, g, x.itemsize, x.shape[0])
 
     def work(starts):
-        dw_mats = xp.zeros((F, g.WW * g.HH * C_per_group), dtype=x.dtype)
+        dw_mats_t = xp.zeros((g.WW * g.HH * C_per_group, F), dtype=x.dtype)
         for start in starts:
             n = min(chunk, x.shape[0] - start)
             grid = _dout_grid(xp, g, dout[start:start + n], F)
             buffer = _row_buffer(xp, g, n, x.dtype, "x")
             for cs, fs in _group_slices(groups, C_per_group, F // groups):
                 gather_rows(x[start:start + n, :, :, cs], g, buffer)
-                by_residue = grid_by_residue(grid, g)[:, :, fs].transpose(0, 2, 1)
-                dw_mats[fs] += (by_residue @ patch_views(xp, buffer, g, n)).sum(axis=0)
-        return dw_mats
+                patches_t = patch_views(xp, buffer, g, n).transpose(0, 2, 1)
+                dw_mats_t[:, fs] += (patches_t @ grid_by_residue(grid, g)[:, :, fs]
+                                     ).sum(axis=0)
+        return dw_mats_t
 
-    dw_mats = sum(_for_each_worker(xp, work, x.shape[0], chunk))
-    # (F, WW, HH, C) -> (F, C, HH, WW)
+    dw_mats_t = sum(_for_each_worker(xp, work, x.shape[0], chunk))
+    # (WW, HH, C, F) -> (F, C, HH, WW)
     return xp.ascontiguousarray(
-        dw_mats.reshape(F, g.WW, g.HH, C_per_group).transpose(0, 3, 2, 1))
+        dw_mats_t.reshape(g.WW, g.HH, C_per_group, F).transpose(3, 2, 1, 0))
 
 
 def _input_grad_by_flipped_kernel(dout, w, pad, groups):
