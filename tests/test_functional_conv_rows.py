@@ -76,6 +76,32 @@ def test_row_gather_gradients_match_finite_differences(case, rng):
                            ("dx", "dw", "db"))
 
 
+@pytest.mark.parametrize("size, stride, Wq, rows, padded", [
+    (16, 1, 17, 16 * 17, 273),   # 272 grid rows, R = 3: one extra row
+    (13, 2, 14, 7 * 7, 50),      # 49 grid rows, R = 2: one extra row
+    (16, 2, 18, 8 * 9, 72),      # 72: none
+])
+def test_rows_a_multiple_of_the_stride_and_the_grid_padded_to_the_residues(
+        size, stride, Wq, rows, padded, rng):
+    """A buffer row is pad + W columns rounded up to the stride (not to R*stride),
+    so one image's grid of Ho * Wq/stride outputs need not split evenly into the R
+    residues; the grid then gets the missing rows, and the conv still equals
+    im2col, forward and backward (one image, bias, 3x3, pad 1)."""
+    Ho = (size + 2 - 3) // stride + 1
+    g = conv_rows.row_geometry((size, size), (4, 3, 3, 3), stride, 1, (Ho, Ho), 3)
+    assert (g.Wq, g.Ho * g.Wq // stride) == (Wq, rows)
+    assert conv_rows.grid_rows(g, 1) == padded
+    x, w, b = make_conv_inputs(rng, (1, 3, size, size), (4, 3, 3, 3), True)
+    out_cols, cache_cols = conv2d_forward(x, w, b, stride, 1)
+    out_rows, cache_rows = conv2d_nhwc_forward(to_nhwc(x), w, b, stride, 1)
+    assert relative(to_nchw(out_rows), out_cols) < 1e-12
+    dout = rng.standard_normal(out_cols.shape)
+    by_rows = conv2d_nhwc_backward(to_nhwc(dout), cache_rows)
+    for got, expected in zip((to_nchw(by_rows[0]), *by_rows[1:]),
+                             conv2d_backward(dout, cache_cols)):
+        assert relative(got, expected) < 1e-12
+
+
 def test_chunks_of_one_image_give_the_same_result(rng, monkeypatch):
     """Chunking is bookkeeping: one image per chunk changes no value."""
     x, w, _ = make_conv_inputs(rng, (5, 7, 7, 4), (6, 4, 3, 3), False)

@@ -181,8 +181,10 @@ def images_per_chunk(xp, g: RowGeometry, itemsize: int, N: int) -> int:
 
 def grid_rows(g: RowGeometry, n: int) -> int:
     """Rows of the output grid of n images: one per output column of the
-    (n, Ho, Wq/stride) grid, rounded up to a multiple of R (the extra rows are
-    computed and never read)."""
+    (n, Ho, Wq/stride) grid, rounded up to a multiple of R. The patches of the
+    extra rows lie in the buffer's slack, which is never written: the forward
+    computes 0 there, and in the backward they add nothing to dw and only to the
+    slack of dx's buffer."""
     return math.ceil(n * g.Ho * g.Wq // g.stride / g.residues) * g.residues
 
 
@@ -281,13 +283,11 @@ def _output_grid(xp, g: RowGeometry, n: int, F: int, dtype):
 
 def _dout_grid(xp, g: RowGeometry, dout_chunk, F: int):
     """The output grid holding ``dout_chunk`` (n, Ho, Wo, F), zero in the cropped
-    columns and the extra rows (the forward wrote outputs there; the backward's
-    GEMMs must read 0)."""
+    columns (the forward wrote outputs there; the backward's GEMMs must read 0)."""
     n = dout_chunk.shape[0]
     grid = _output_grid(xp, g, n, F, dout_chunk.dtype)
     copy_pixels(_crop(grid, g, n), dout_chunk)
     _grid_images(grid, g, n)[:, :, g.Wo:] = 0
-    grid[n * g.Ho * g.Wq // g.stride:] = 0
     return grid
 
 
