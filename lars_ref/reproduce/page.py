@@ -71,15 +71,17 @@ versions; see the verdicts of `fig3` and `table1`). Only the mean and spread ove
 seeds mean something (`lars-ref demo` reports them over seeds, the full setting
 runs 3 seeds).
 
-Runs far from divergence move too, by about a point. Commit d26950c changed only
-the order of some float32 sums (batch norm's sums of squares by `einsum`, the
-convolution's three GEMMs of a chunk as one stacked `matmul`, 2 MiB chunks). On
-the engine before it, `fig3`'s LARS runs at B=512 (CIFAR-10, 10 epochs, 160 steps)
-ended at 52.00, 52.20 and 51.85 % for seeds 0-2 (52.02 ± 0.18 %); on the engine
-after it the same three runs end at 51.20, 51.85 and 52.70 % (51.92 ± 0.75 %): each
-seed moved by up to 0.85 points, the mean by 0.1. Every result on this page was
-re-run on the engine after it (2026-12-04), so runs that two experiments share
-have the same numbers in both.
+Runs far from divergence move too, by about a point. Two engine changes since the
+first full results changed only the order of some float32 sums: commit d26950c
+(batch norm's sums of squares by `einsum`, the convolution's three GEMMs of a chunk
+as one stacked `matmul`, 2 MiB chunks) and commit e292ca2 (the convolution's weight
+gradient formed transposed, and rows of the gathered buffer a multiple of the
+stride). `fig3`'s LARS runs at B=512 (CIFAR-10, 10 epochs, 160 steps) ended at
+52.00, 52.20 and 51.85 % for seeds 0-2 (52.02 ± 0.18 %) before the first, at 51.20,
+51.85 and 52.70 % (51.92 ± 0.75 %) after it, and at 51.35, 52.85 and 53.20 %
+(52.47 ± 0.98 %) after the second: each seed moved by up to 1.0 point, the mean by
+up to 0.55. Every result on this page was re-run on the engine after the second
+(2026-12-05), so runs that two experiments share have the same numbers in both.
 """
 
 
