@@ -107,9 +107,7 @@ def test_step_memory_is_measured_in_a_fresh_process():
 @pytest.mark.parametrize("flags", [["--threads", "0"], ["--blocks", "0"],
                                    ["--repeats", "x"], ["--warmup", "-1"]])
 def test_bad_counts_are_refused_with_exit_2(flags, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--quick", *flags])
-    assert exit_info.value.code == 2
+    assert bench.main(["--quick", *flags]) == 2
     assert "must be an integer >=" in capsys.readouterr().err
 
 

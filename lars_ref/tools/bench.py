@@ -44,6 +44,7 @@ from lars_ref.functional.conv_rows import set_conv_workers
 from lars_ref.models import build_model
 from lars_ref.nn import skip_input_grad
 from lars_ref.optim import SGD
+from lars_ref.tools import run_as_command
 from lars_ref.tools.host_memory import keep_freed_host_memory
 
 FULL = dict(batch=128, size=32, warmup=1, repeats=2, blocks=5)
@@ -105,10 +106,8 @@ def register(commands):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lars-ref bench",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m`` entry: the same as ``lars-ref bench [flags]``."""
+    return run_as_command("bench", argv)
 
 
 def run(args) -> int:

@@ -16,7 +16,6 @@ Results: ``docs/performance.md`` ("Where the time goes").
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -24,7 +23,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from lars_ref.tools import bench
+from lars_ref.tools import bench, run_as_command
 from lars_ref.tools.host_memory import keep_freed_host_memory
 
 SIZES = {"full": dict(batch=128, size=32, warmup=2, steps=10),
@@ -48,10 +47,8 @@ def register(commands) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="lars-ref bench-layers",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m`` entry: the same as ``lars-ref bench-layers [flags]``."""
+    return run_as_command("bench-layers", argv)
 
 
 def run(args) -> int:

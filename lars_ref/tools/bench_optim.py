@@ -31,6 +31,7 @@ from lars_ref.backend import BACKEND_NAMES, backend_name, resolve_backend
 from lars_ref.config import DTYPES
 from lars_ref.models import build_model
 from lars_ref.optim import LARS, PRESETS, SGD, build_preset
+from lars_ref.tools import run_as_command
 from lars_ref.tools.cuda_graph import optimizer_capture
 from lars_ref.tools.host_reads import count_host_reads
 
@@ -145,11 +146,8 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m lars_ref.tools.bench_optim [flags]``."""
-    parser = argparse.ArgumentParser(prog="lars-ref bench-optim",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m`` entry: the same as ``lars-ref bench-optim [flags]``."""
+    return run_as_command("bench-optim", argv)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ import time
 
 import numpy as np
 
+from lars_ref.tools import run_as_command
+
 GLOBAL_BATCH, MICRO_BATCH, IMAGE = 128, 64, (3, 32, 32)
 CASES = {"1x2": (1, 2), "2x1": (2, 1), "1x1": (1, 1)}  # (processes, BLAS threads)
 LABELS = {"1x2": "1 process x 2 BLAS threads", "2x1": "2 processes x 1 thread",
@@ -64,11 +66,8 @@ def register(commands) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lars-ref bench-scaling", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(parser)
-    return run(parser.parse_args(argv))
+    """``python -m`` entry: the same as ``lars-ref bench-scaling [flags]``."""
+    return run_as_command("bench-scaling", argv)
 
 
 def run(args) -> int:

@@ -36,6 +36,7 @@ import time
 from typing import NamedTuple
 
 from lars_ref.errors import UserError
+from lars_ref.tools import run_as_command
 
 HELP = "run every GPU check (tests, benchmarks, curves, CUDA graph, NCCL); one report"
 DESCRIPTION = ("Run every GPU check of lars_ref in under 8 minutes and write one "
@@ -87,14 +88,8 @@ def register(commands) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m lars_ref.tools.gpu_check --out DIR [--dry-run]``."""
-    parser = argparse.ArgumentParser(prog="lars-ref gpu-check", description=DESCRIPTION)
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except UserError as err:
-        print(f"lars-ref: error: {err}", file=sys.stderr)
-        return 2
+    """``python -m`` entry: the same as ``lars-ref gpu-check [flags]``."""
+    return run_as_command("gpu-check", argv)
 
 
 def run(args) -> int:
